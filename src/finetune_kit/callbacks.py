@@ -1,0 +1,282 @@
+"""Callbacks: code that observes the loop at named events, and the standard ones.
+
+The Trainer calls ``on_<event>(trainer)`` on each callback at the events in :data:`EVENTS`, in
+list order. A callback reads what it needs from ``trainer.state`` (epoch, step, metrics) and may
+ask the loop to stop with ``trainer.request_stop(reason)``. Defining a hook whose name is not an
+event is an error at class-definition time, so a misspelt hook never fails silently.
+
+Example:
+    >>> class PrintEpoch(Callback):
+    ...     def on_train_epoch_end(self, trainer):
+    ...         print("epoch", trainer.state.epoch)
+    >>> class Typo(Callback):  # doctest: +IGNORE_EXCEPTION_DETAIL
+    ...     def on_epoch_ned(self, trainer): ...
+    Traceback (most recent call last):
+    finetune_kit.errors.ConfigError: Typo.on_epoch_ned is not a callback hook...
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import TYPE_CHECKING, Any
+
+from finetune_kit.errors import ConfigError, TrainingError
+from finetune_kit.registry import did_you_mean
+
+if TYPE_CHECKING:
+    from finetune_kit.trainer import Trainer
+
+__all__ = [
+    "EVENTS",
+    "Callback",
+    "CallbackList",
+    "EarlyStopping",
+    "LearningRateMonitor",
+    "ModelCheckpoint",
+    "NaNGuard",
+    "Timer",
+]
+
+EVENTS: tuple[str, ...] = (
+    "fit_start",  # run directory, loaders, optimizer ready; before the first epoch
+    "train_epoch_start",
+    "train_batch_end",  # after each batch (and optimizer step, when one was taken)
+    "train_epoch_end",  # after the training batches of an epoch, before validation
+    "validation_end",  # validation metrics of the epoch are in trainer.state.metrics
+    "epoch_end",  # the epoch's row is in trainer.history; checkpoints are written here
+    "fit_end",  # after the last epoch, or after a requested stop
+    "test_end",  # trainer.state.test_report holds the test report
+    "exception",  # the loop is being left by an exception (trainer.state.exception)
+)
+HOOKS = tuple(f"on_{event}" for event in EVENTS)
+
+
+class Callback:
+    """Base class: override any ``on_<event>(self, trainer)`` of :data:`EVENTS`."""
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        for name in vars(cls):
+            if name.startswith("on_") and name not in HOOKS:
+                raise ConfigError(
+                    f"{cls.__name__}.{name} is not a callback hook.{did_you_mean(name, HOOKS)} "
+                    f"Hooks are: {', '.join(HOOKS)}."
+                )
+
+    def state_dict(self) -> dict[str, Any]:
+        """State saved in checkpoints (for exact resume)."""
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore what :meth:`state_dict` returned."""
+
+
+class CallbackList:
+    """Dispatches events to callbacks in order."""
+
+    def __init__(self, callbacks: list[Callback]) -> None:
+        for cb in callbacks:
+            if not isinstance(cb, Callback):
+                raise ConfigError(
+                    f"callbacks must be Callback instances, got {type(cb).__name__}. "
+                    "Subclass finetune_kit.Callback."
+                )
+        self.callbacks = list(callbacks)
+
+    def fire(self, event: str, trainer: Trainer) -> None:
+        """Call ``on_<event>`` on every callback that defines it."""
+        hook = f"on_{event}"
+        if hook not in HOOKS:  # a bug in the library, not user input
+            raise ValueError(f"unknown event {event!r}")
+        for cb in self.callbacks:
+            method = getattr(cb, hook, None)
+            if method is not None:
+                method(trainer)
+
+    def state_dict(self) -> dict[str, Any]:
+        """Each callback's state under ``"<index>:<class name>"``."""
+        return {f"{i}:{type(cb).__name__}": cb.state_dict() for i, cb in enumerate(self.callbacks)}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore callback states saved by :meth:`state_dict` (matched by position and class)."""
+        for i, cb in enumerate(self.callbacks):
+            key = f"{i}:{type(cb).__name__}"
+            if key in state:
+                cb.load_state_dict(state[key])
+
+
+def _improved(value: float, best: float | None, mode: str, min_delta: float) -> bool:
+    if best is None:
+        return True
+    return value < best - min_delta if mode == "min" else value > best + min_delta
+
+
+def _check_mode(mode: str) -> None:
+    if mode not in ("min", "max"):
+        raise ConfigError(f"mode must be 'min' or 'max', got {mode!r}.")
+
+
+def _monitored(trainer: Trainer, monitor: str) -> float:
+    metrics = trainer.state.metrics
+    if monitor not in metrics:
+        raise ConfigError(
+            f"Monitored metric {monitor!r} is not logged.{did_you_mean(monitor, list(metrics))} "
+            f"Logged metrics: {', '.join(sorted(metrics))}."
+        )
+    return float(metrics[monitor])
+
+
+class EarlyStopping(Callback):
+    """Stop when a monitored metric has not improved for ``patience`` epochs.
+
+    Args:
+        monitor: a metric of the epoch row, e.g. ``"val_loss"`` or ``"val_accuracy"``.
+        mode: ``"min"`` or ``"max"``.
+        patience: epochs without improvement before stopping.
+        min_delta: the smallest change that counts as an improvement.
+
+    Example:
+        >>> EarlyStopping("val_accuracy", mode="max", patience=2).patience
+        2
+    """
+
+    def __init__(self, monitor: str = "val_loss", mode: str = "min", patience: int = 3,
+                 min_delta: float = 0.0) -> None:
+        _check_mode(mode)
+        if patience < 1:
+            raise ConfigError(f"EarlyStopping patience must be >= 1, got {patience}.")
+        self.monitor, self.mode, self.patience, self.min_delta = monitor, mode, patience, min_delta
+        self.best: float | None = None
+        self.bad_epochs = 0
+
+    def on_validation_end(self, trainer: Trainer) -> None:
+        value = _monitored(trainer, self.monitor)
+        if _improved(value, self.best, self.mode, self.min_delta):
+            self.best, self.bad_epochs = value, 0
+            return
+        self.bad_epochs += 1
+        if self.bad_epochs >= self.patience:
+            trainer.request_stop(
+                f"early stopping: {self.monitor} did not improve for {self.patience} epochs "
+                f"(best {self.best:.6g})"
+            )
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"best": self.best, "bad_epochs": self.bad_epochs}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.best, self.bad_epochs = state["best"], state["bad_epochs"]
+
+
+class ModelCheckpoint(Callback):
+    """Save ``last.ckpt`` every epoch and keep the ``save_top_k`` best by a monitored metric.
+
+    Best checkpoints are named ``epoch=E-<monitor>=V.ckpt`` and ``best.ckpt`` is a copy of the
+    best one. Files that fall out of the top k are deleted (they are the run's own files).
+
+    Args:
+        monitor: metric to rank by (``None``: only ``last.ckpt``).
+        mode: ``"min"`` or ``"max"``.
+        save_top_k: how many best checkpoints to keep (0: none).
+        save_last: write ``last.ckpt`` at the end of every epoch.
+
+    Example:
+        >>> ModelCheckpoint(monitor="val_accuracy", mode="max", save_top_k=2).save_top_k
+        2
+    """
+
+    def __init__(self, monitor: str | None = "val_loss", mode: str = "min", save_top_k: int = 1,
+                 save_last: bool = True) -> None:
+        _check_mode(mode)
+        if save_top_k < 0:
+            raise ConfigError(f"ModelCheckpoint save_top_k must be >= 0, got {save_top_k}.")
+        self.monitor, self.mode, self.save_top_k, self.save_last = monitor, mode, save_top_k, save_last
+        self.kept: list[tuple[float, str]] = []  # (value, file name), best first
+
+    def on_epoch_end(self, trainer: Trainer) -> None:
+        if self.save_last:
+            trainer.save_checkpoint("last.ckpt")
+        if self.monitor is None or self.save_top_k == 0:
+            return
+        value = _monitored(trainer, self.monitor)
+        worst = self.kept[-1][0] if len(self.kept) >= self.save_top_k else None
+        if worst is not None and not _improved(value, worst, self.mode, 0.0):
+            return
+        name = f"epoch={trainer.state.epoch}-{self.monitor}={value:.4f}.ckpt"
+        trainer.save_checkpoint(name)
+        self.kept.append((value, name))
+        self.kept.sort(key=lambda item: item[0], reverse=self.mode == "max")
+        for _, dropped in self.kept[self.save_top_k:]:
+            trainer.run_dir.path(dropped).unlink(missing_ok=True)
+        self.kept = self.kept[: self.save_top_k]
+        if self.kept[0][1] == name:
+            trainer.save_checkpoint("best.ckpt")
+
+    @property
+    def best_path(self) -> str | None:
+        """File name of the best checkpoint kept so far."""
+        return self.kept[0][1] if self.kept else None
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"kept": [list(item) for item in self.kept]}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.kept = [(float(v), str(n)) for v, n in state["kept"]]
+
+
+class NaNGuard(Callback):
+    """Stop with a clear error when the loss becomes NaN or infinite.
+
+    The check reads the loss from the device once every ``check_every`` batches (the Trainer
+    also checks the epoch's mean loss). The last good checkpoint on disk is never replaced by
+    one taken after the fault, since the error leaves the loop before the next save.
+
+    Example:
+        >>> NaNGuard(check_every=10).check_every
+        10
+    """
+
+    def __init__(self, check_every: int = 1) -> None:
+        self.check_every = check_every
+
+    def on_train_batch_end(self, trainer: Trainer) -> None:
+        if trainer.state.batch % self.check_every:
+            return
+        loss = trainer.state.last_loss
+        if loss is not None and not math.isfinite(float(loss)):
+            raise TrainingError(
+                f"The training loss became {float(loss)} at epoch {trainer.state.epoch}, batch "
+                f"{trainer.state.batch} (step {trainer.state.global_step}). The last good "
+                f"checkpoint is kept in {trainer.run_dir.root}. Lower the learning rate, add "
+                "grad_clip, or use precision='32'."
+            )
+
+
+class LearningRateMonitor(Callback):
+    """Record the learning rate of every optimizer group in the epoch row (``lr``, ``lr_g<i>``)."""
+
+    def on_train_epoch_end(self, trainer: Trainer) -> None:
+        for i, group in enumerate(trainer.optimizer.param_groups):
+            trainer.state.metrics[f"lr_g{i}"] = float(group["lr"])
+
+
+class Timer(Callback):
+    """Measure wall time of the fit and of each epoch (``epoch_time`` in the epoch row)."""
+
+    def __init__(self) -> None:
+        self.fit_started = 0.0
+        self.epoch_started = 0.0
+        self.total = 0.0
+
+    def on_fit_start(self, trainer: Trainer) -> None:
+        self.fit_started = time.perf_counter()
+
+    def on_train_epoch_start(self, trainer: Trainer) -> None:
+        self.epoch_started = time.perf_counter()
+
+    def on_validation_end(self, trainer: Trainer) -> None:
+        trainer.state.metrics["epoch_time"] = time.perf_counter() - self.epoch_started
+
+    def on_fit_end(self, trainer: Trainer) -> None:
+        self.total = time.perf_counter() - self.fit_started

@@ -1,0 +1,464 @@
+"""Run configuration: small dataclasses, read from TOML, overridden with ``key=value``.
+
+A run is described by six sections, one dataclass each, and a TOML file has one table per
+section::
+
+    [data]                        # which dataset, where, how it is split
+    dataset = "fashion_mnist"
+    [loader]                      # how batches are made
+    batch_size = 128
+    [model]                       # which network and weights
+    name = "convnet"
+    [optim]                       # loss, optimizer, scheduler, regularisation
+    lr = 0.05
+    [finetune]                    # what trains: freezing strategy, BatchNorm policy
+    strategy = "full"
+    [train]                       # the loop: epochs, device, precision, run directory
+    epochs = 3
+
+Every key is checked: an unknown key is an error with a "did you mean" suggestion, a value of
+the wrong type or out of range is an error naming the key, the value and what was expected.
+Files are parsed as data with :mod:`tomllib`; nothing in them is ever evaluated.
+
+Example:
+    >>> cfg = RunConfig.from_dict({"optim": {"lr": 0.1}, "train": {"epochs": 2}})
+    >>> cfg = apply_overrides(cfg, ["loader.batch_size=64", "epochs=4"])
+    >>> (cfg.optim.lr, cfg.loader.batch_size, cfg.train.epochs)
+    (0.1, 64, 4)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import sys
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Union
+
+from finetune_kit.errors import ConfigError
+from finetune_kit.registry import did_you_mean
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on Python 3.10 only
+    import tomli as tomllib
+
+__all__ = [
+    "DataConfig",
+    "FinetuneConfig",
+    "LoaderConfig",
+    "ModelConfig",
+    "OptimConfig",
+    "RunConfig",
+    "TrainConfig",
+    "apply_overrides",
+    "load_config",
+    "save_config",
+]
+
+
+def _check_range(section: str, key: str, value: Any, *, low: float, inclusive: bool = True) -> None:
+    if value is None:
+        return
+    ok = value >= low if inclusive else value > low
+    if not ok or (isinstance(value, float) and not math.isfinite(value)):
+        bound = f">= {low}" if inclusive else f"> {low}"
+        raise ConfigError(f"{section}.{key} must be {bound}, got {value!r}. Fix it in the config.")
+
+
+def _check_choice(section: str, key: str, value: str, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise ConfigError(
+            f"{section}.{key} must be one of {', '.join(map(repr, choices))}, got {value!r}."
+            f"{did_you_mean(str(value), choices)}"
+        )
+
+
+@dataclass
+class DataConfig:
+    """Which dataset to use and how to split it.
+
+    Args:
+        dataset: a registered dataset name (``finetune-kit list datasets``).
+        root: a directory holding the dataset files; ``None`` searches the standard places.
+        val_fraction: share of the training set held out for validation (stratified).
+        preset: transform preset (``"auto"`` picks from the dataset and the model's weights).
+        download: allow downloading when the files are found nowhere.
+        options: extra keyword arguments for the dataset builder.
+    """
+
+    dataset: str = "fashion_mnist"
+    root: str | None = None
+    val_fraction: float = 0.1
+    preset: str = "auto"
+    download: bool = True
+    options: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.val_fraction < 1.0:
+            raise ConfigError(
+                f"data.val_fraction must be in [0, 1), got {self.val_fraction!r}. "
+                "Use e.g. 0.1 to hold out 10% of the training set, or 0 for no validation set."
+            )
+
+
+@dataclass
+class LoaderConfig:
+    """How batches are made.
+
+    Args:
+        batch_size: training batch size (per process).
+        eval_batch_size: batch size for validation/test; ``None`` means twice ``batch_size``.
+        num_workers: DataLoader worker processes (the DataLoader path only).
+        loader: ``"auto"``, ``"device"`` (whole split on the device) or ``"dataloader"``.
+        augment: apply the preset's training augmentation.
+    """
+
+    batch_size: int = 128
+    eval_batch_size: int | None = None
+    num_workers: int = 0
+    loader: str = "auto"
+    augment: bool = True
+
+    def __post_init__(self) -> None:
+        _check_range("loader", "batch_size", self.batch_size, low=1)
+        _check_range("loader", "eval_batch_size", self.eval_batch_size, low=1)
+        _check_range("loader", "num_workers", self.num_workers, low=0)
+        _check_choice("loader", "loader", self.loader, ("auto", "device", "dataloader"))
+
+
+@dataclass
+class ModelConfig:
+    """Which network to build.
+
+    Args:
+        name: a registered model name (``finetune-kit list models``).
+        weights: ``None``, ``"imagenet"``, a torchvision weights name, or a path.
+        small_input: use a 32-pixel stem (ResNets).
+        dropout: dropout before the classification head.
+        options: extra keyword arguments for the model builder.
+    """
+
+    name: str = "convnet"
+    weights: str | None = None
+    small_input: bool = False
+    dropout: float = 0.0
+    options: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.dropout < 1.0:
+            raise ConfigError(f"model.dropout must be in [0, 1), got {self.dropout!r}.")
+
+
+@dataclass
+class OptimConfig:
+    """Loss, optimizer, learning-rate schedule and regularisation.
+
+    Args:
+        loss: a registered loss name.
+        label_smoothing: label smoothing for cross-entropy losses.
+        optimizer: a registered optimizer name.
+        lr: base learning rate.
+        momentum: momentum (SGD, RMSprop).
+        nesterov: Nesterov momentum (SGD).
+        weight_decay: L2 / decoupled weight decay.
+        no_decay_norm_bias: exempt biases and normalisation parameters from weight decay.
+        scheduler: a registered scheduler name.
+        warmup_epochs: linear warmup length, in epochs (fractions allowed).
+        scheduler_options: extra keyword arguments for the scheduler.
+        grad_clip: clip the gradient norm to this value (``None``: no clipping).
+        grad_accum: accumulate gradients over this many batches per optimizer step.
+        ema: decay of an exponential moving average of the weights (``None``: no EMA).
+    """
+
+    loss: str = "cross_entropy"
+    label_smoothing: float = 0.0
+    optimizer: str = "sgd"
+    lr: float = 0.05
+    momentum: float = 0.9
+    nesterov: bool = False
+    weight_decay: float = 5e-4
+    no_decay_norm_bias: bool = True
+    scheduler: str = "constant"
+    warmup_epochs: float = 0.0
+    scheduler_options: dict[str, Any] = field(default_factory=dict)
+    grad_clip: float | None = None
+    grad_accum: int = 1
+    ema: float | None = None
+
+    def __post_init__(self) -> None:
+        _check_range("optim", "lr", self.lr, low=0.0, inclusive=False)
+        _check_range("optim", "momentum", self.momentum, low=0.0)
+        _check_range("optim", "weight_decay", self.weight_decay, low=0.0)
+        _check_range("optim", "warmup_epochs", self.warmup_epochs, low=0.0)
+        _check_range("optim", "grad_clip", self.grad_clip, low=0.0, inclusive=False)
+        _check_range("optim", "grad_accum", self.grad_accum, low=1)
+        if not 0.0 <= self.label_smoothing < 1.0:
+            raise ConfigError(f"optim.label_smoothing must be in [0, 1), got {self.label_smoothing!r}.")
+        if self.ema is not None and not 0.0 < self.ema < 1.0:
+            raise ConfigError(f"optim.ema must be a decay in (0, 1), e.g. 0.999, got {self.ema!r}.")
+
+
+@dataclass
+class FinetuneConfig:
+    """What trains: the freezing strategy and the BatchNorm policy of frozen stages.
+
+    Args:
+        strategy: a registered freezing strategy (``finetune-kit list strategies``).
+        bn_policy: ``"eval"`` (frozen BatchNorm keeps its running stats), ``"train"`` or
+            ``"frozen_affine"``.
+        options: extra keyword arguments for the strategy (e.g. ``{n = 2}``).
+    """
+
+    strategy: str = "full"
+    bn_policy: str = "eval"
+    options: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        _check_choice("finetune", "bn_policy", self.bn_policy, ("eval", "train", "frozen_affine"))
+
+
+PRECISIONS = ("32", "bf16-mixed", "16-mixed")
+
+
+@dataclass
+class TrainConfig:
+    """The loop: length, device, precision, reproducibility and the run directory.
+
+    Args:
+        epochs: number of epochs.
+        max_steps: stop after this many optimizer steps (``None``: run all epochs).
+        precision: ``"32"``, ``"bf16-mixed"`` or ``"16-mixed"``.
+        device: ``"auto"``, ``"cpu"``, ``"cuda"``, ``"cuda:N"`` or ``"mps"``.
+        seed: seed for weights of new layers, data order and augmentation.
+        deterministic: use deterministic algorithms (slower on GPU, exact resume on CPU).
+        channels_last: use the channels_last memory format (``None``: on for CUDA).
+        compile: compile the model with ``torch.compile``.
+        output_dir: the run directory.
+        overwrite: allow reusing an existing run directory (its run files are replaced).
+        log_every: read the running loss from the device every this many steps.
+        progress: show tqdm progress bars.
+    """
+
+    epochs: int = 5
+    max_steps: int | None = None
+    precision: str = "32"
+    device: str = "auto"
+    seed: int = 0
+    deterministic: bool = False
+    channels_last: bool | None = None
+    compile: bool = False
+    output_dir: str = "runs/default"
+    overwrite: bool = False
+    log_every: int = 50
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        _check_range("train", "epochs", self.epochs, low=1)
+        _check_range("train", "max_steps", self.max_steps, low=1)
+        _check_range("train", "log_every", self.log_every, low=1)
+        _check_range("train", "seed", self.seed, low=0)
+        _check_choice("train", "precision", str(self.precision), PRECISIONS)
+        if not self.output_dir:
+            raise ConfigError("train.output_dir must not be empty; give a directory such as 'runs/exp1'.")
+
+
+SECTIONS: dict[str, type] = {
+    "data": DataConfig,
+    "loader": LoaderConfig,
+    "model": ModelConfig,
+    "optim": OptimConfig,
+    "finetune": FinetuneConfig,
+    "train": TrainConfig,
+}
+
+
+@dataclass
+class RunConfig:
+    """A whole run: one field per section (see the module docstring)."""
+
+    data: DataConfig = field(default_factory=DataConfig)
+    loader: LoaderConfig = field(default_factory=LoaderConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any], *, source: str = "config") -> RunConfig:
+        """Build from nested ``{section: {key: value}}`` data, checking every key and value.
+
+        Raises:
+            ConfigError: unknown section or key (with a suggestion), wrong type, bad value.
+        """
+        if not isinstance(raw, dict):
+            raise ConfigError(f"{source}: expected a table of sections, got {type(raw).__name__}.")
+        sections = {}
+        for name, values in raw.items():
+            if name not in SECTIONS:
+                raise ConfigError(
+                    f"{source}: unknown section [{name}].{did_you_mean(name, list(SECTIONS))} "
+                    f"Valid sections: {', '.join(SECTIONS)}."
+                )
+            sections[name] = build_section(name, values, source=source)
+        return cls(**sections)
+
+    def to_dict(self) -> dict[str, dict[str, Any]]:
+        """Nested plain data (``None`` values left out, as TOML has no null)."""
+        return {name: _drop_none(dataclasses.asdict(getattr(self, name))) for name in SECTIONS}
+
+
+def _drop_none(values: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in values.items() if v is not None}
+
+
+def build_section(name: str, values: Any, *, source: str = "config") -> Any:
+    """Build the dataclass of section ``name`` from a dict, checking keys and types."""
+    cls = SECTIONS[name]
+    if not isinstance(values, dict):
+        raise ConfigError(f"{source}: [{name}] must be a table of key = value, got {values!r}.")
+    hints = typing.get_type_hints(cls)
+    fields = [f.name for f in dataclasses.fields(cls)]
+    checked = {}
+    for key, value in values.items():
+        if key not in hints:
+            raise ConfigError(
+                f"{source}: unknown key '{key}' in [{name}].{did_you_mean(key, fields)} "
+                f"Valid keys: {', '.join(fields)}."
+            )
+        checked[key] = _coerce(f"{name}.{key}", value, hints[key], source)
+    return cls(**checked)
+
+
+def _coerce(key: str, value: Any, hint: Any, source: str) -> Any:
+    """Check ``value`` against a type hint; ints are accepted where floats are expected."""
+    options = typing.get_args(hint) if _is_union(hint) else (hint,)
+    for option in options:
+        if option is type(None) and value is None:
+            return None
+        base = typing.get_origin(option) or option
+        if base is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        if base is int and isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if base in (str, bool, dict, list) and isinstance(value, base):
+            return value
+        if key == "train.precision" and isinstance(value, int) and not isinstance(value, bool):
+            return str(value)  # `precision = 32` in TOML means "32"
+    expected = " or ".join(_type_name(o) for o in options)
+    raise ConfigError(
+        f"{source}: {key} must be {expected}, got {value!r} ({type(value).__name__})."
+    )
+
+
+def _is_union(hint: Any) -> bool:
+    return typing.get_origin(hint) in (Union, types.UnionType)
+
+
+def _type_name(hint: Any) -> str:
+    if hint is type(None):
+        return "None"
+    base = typing.get_origin(hint) or hint
+    return {dict: "a table", list: "a list"}.get(base, getattr(base, "__name__", str(base)))
+
+
+def load_config(path: str | Path) -> RunConfig:
+    """Read a TOML file into a :class:`RunConfig`.
+
+    Args:
+        path: the TOML file.
+
+    Returns:
+        The checked configuration.
+
+    Raises:
+        ConfigError: the file is missing, is not valid TOML, or holds a bad key or value.
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> p = pathlib.Path(tempfile.mkdtemp()) / "run.toml"
+        >>> _ = p.write_text('[train]\\nepochs = 2\\n')
+        >>> load_config(p).train.epochs
+        2
+    """
+    path = Path(path)
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"Config file not found: {path}. Check the path.") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"Cannot read config file {path}: {exc}.") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path} is not valid TOML: {exc}. Fix the syntax.") from None
+    return RunConfig.from_dict(raw, source=str(path))
+
+
+def save_config(config: RunConfig, path: str | Path) -> None:
+    """Write ``config`` as TOML (the resolved config saved next to a run)."""
+    import tomli_w
+
+    Path(path).write_text(tomli_w.dumps(config.to_dict()), encoding="utf-8")
+
+
+def apply_overrides(config: RunConfig, overrides: list[str]) -> RunConfig:
+    """Apply ``section.key=value`` (or unambiguous ``key=value``) overrides.
+
+    Values are parsed as TOML values (``0.1``, ``true``, ``"text"``, ``[1, 2]``); a bare word
+    that is not valid TOML is taken as a string, so ``model.name=resnet18`` works.
+
+    Args:
+        config: the configuration to start from (not modified).
+        overrides: strings such as ``"optim.lr=0.1"``.
+
+    Returns:
+        A new configuration.
+
+    Raises:
+        ConfigError: malformed override, unknown key (with a suggestion), bad value.
+    """
+    data = config.to_dict()
+    for item in overrides:
+        section, key, value = _parse_override(item)
+        data.setdefault(section, {})[key] = value
+    return RunConfig.from_dict(data, source="--set")
+
+
+def _parse_override(item: str) -> tuple[str, str, Any]:
+    if "=" not in item:
+        raise ConfigError(f"--set expects key=value (e.g. optim.lr=0.1), got {item!r}.")
+    dotted, text = (part.strip() for part in item.split("=", 1))
+    if "." in dotted:
+        section, key = dotted.split(".", 1)
+        if section not in SECTIONS:
+            raise ConfigError(
+                f"--set {item}: unknown section '{section}'.{did_you_mean(section, list(SECTIONS))} "
+                f"Valid sections: {', '.join(SECTIONS)}."
+            )
+    else:
+        section, key = _section_of(dotted), dotted
+    return section, key, _parse_value(text)
+
+
+def _section_of(key: str) -> str:
+    owners = [s for s, cls in SECTIONS.items() if key in {f.name for f in dataclasses.fields(cls)}]
+    if len(owners) == 1:
+        return owners[0]
+    if owners:
+        raise ConfigError(
+            f"--set {key}=...: '{key}' exists in several sections ({', '.join(owners)}); "
+            f"write it as section.key, e.g. {owners[0]}.{key}=..."
+        )
+    every = sorted({f"{s}.{f.name}" for s, c in SECTIONS.items() for f in dataclasses.fields(c)})
+    bare = [name.split(".", 1)[1] for name in every]
+    hint = did_you_mean(key, bare)
+    raise ConfigError(f"--set {key}=...: unknown key '{key}'.{hint} Valid keys: {', '.join(every)}.")
+
+
+def _parse_value(text: str) -> Any:
+    try:
+        return tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        return text

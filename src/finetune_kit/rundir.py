@@ -1,0 +1,110 @@
+"""The run directory: where a run writes, and the rules that keep users' files safe.
+
+A run owns one directory. It is created fresh; an existing one is never written into unless the
+run resumes from it or ``overwrite=True`` is given, and even then only files the run itself
+makes are replaced. Every file name is resolved inside the directory: a name with ``..`` or an
+absolute path cannot escape it.
+
+Example:
+    >>> import tempfile, pathlib
+    >>> run = RunDir.create(pathlib.Path(tempfile.mkdtemp()) / "exp1")
+    >>> run.path("metrics.csv").name
+    'metrics.csv'
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from finetune_kit.errors import OutputDirError
+
+__all__ = ["RunDir"]
+
+MARKER = "config.toml"
+
+
+class RunDir:
+    """A checked, writable run directory.
+
+    Use :meth:`create` for a new run and :meth:`for_resume` to continue one.
+    """
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    @classmethod
+    def create(cls, root: str | Path, *, overwrite: bool = False) -> RunDir:
+        """Make a new run directory, refusing to reuse one that holds files.
+
+        Args:
+            root: the directory (created with its parents).
+            overwrite: allow a directory that holds a previous run (one with ``config.toml``);
+                its run files are replaced as the new run writes them. A non-empty directory
+                that is not a run directory is always refused.
+
+        Raises:
+            OutputDirError: the directory exists and is not empty, or cannot be written.
+        """
+        root = Path(root)
+        if root.exists() and not root.is_dir():
+            raise OutputDirError(f"Output path {root} exists and is a file; choose a directory name.")
+        if root.is_dir() and any(root.iterdir()):
+            if not overwrite:
+                raise OutputDirError(
+                    f"Run directory {root} already exists and is not empty; nothing was changed. "
+                    f"Resume it (--resume {root / 'last.ckpt'}), choose another --output-dir, "
+                    "or pass --overwrite (overwrite=True) to replace its run files."
+                )
+            if not (root / MARKER).exists():
+                raise OutputDirError(
+                    f"Refusing to overwrite {root}: it is not empty and does not look like a run "
+                    f"directory (no {MARKER}). Choose another --output-dir."
+                )
+        run = cls(root)
+        run._make_writable()
+        return run
+
+    @classmethod
+    def for_resume(cls, root: str | Path) -> RunDir:
+        """Reopen an existing run directory to continue writing into it."""
+        root = Path(root)
+        if not root.is_dir():
+            raise OutputDirError(f"Cannot resume: run directory {root} does not exist.")
+        run = cls(root)
+        run._make_writable()
+        return run
+
+    def _make_writable(self) -> None:
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            probe = self.root / ".write-test"
+            probe.write_bytes(b"ok")
+            probe.unlink()
+        except OSError as exc:
+            raise OutputDirError(
+                f"Cannot write to run directory {self.root}: {exc.strerror or exc}. Check its "
+                "permissions and free space, or choose another --output-dir."
+            ) from None
+        if not os.access(self.root, os.W_OK):  # pragma: no cover - caught by the probe above
+            raise OutputDirError(f"Run directory {self.root} is not writable.")
+
+    def path(self, name: str) -> Path:
+        """The path of ``name`` inside the run directory.
+
+        Raises:
+            OutputDirError: ``name`` is absolute or climbs out with ``..``.
+        """
+        candidate = Path(name)
+        resolved_root = self.root.resolve()
+        target = (resolved_root / candidate).resolve()
+        if candidate.is_absolute() or resolved_root not in (target, *target.parents):
+            raise OutputDirError(
+                f"File name {name!r} would be written outside the run directory {self.root}; "
+                "use a plain relative name such as 'best.ckpt'."
+            )
+        target.parent.mkdir(parents=True, exist_ok=True)
+        return target
+
+    def __repr__(self) -> str:
+        return f"RunDir({str(self.root)!r})"

@@ -1,0 +1,62 @@
+"""Shared test set-up: no network, no GPU required, small real data where it exists."""
+
+from __future__ import annotations
+
+import os
+import socket
+from pathlib import Path
+
+import pytest
+
+FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
+
+
+def pytest_collection_modifyitems(config, items):
+    import torch
+
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA GPU")
+    for item in items:
+        if item.get_closest_marker("cuda") is not None:
+            item.add_marker(skip)
+
+
+class _NetworkRefused(socket.socket):
+    def connect(self, *args, **kwargs):  # noqa: D102
+        raise OSError("network access is refused in the test suite")
+
+    def connect_ex(self, *args, **kwargs):  # noqa: D102
+        raise OSError("network access is refused in the test suite")
+
+
+@pytest.fixture(autouse=True)
+def _no_network(monkeypatch):
+    """Every test runs with outgoing connections refused, so nothing can download by accident."""
+    monkeypatch.setattr(socket, "socket", _NetworkRefused)
+    monkeypatch.setattr(socket, "create_connection", _refuse)
+
+
+def _refuse(*args, **kwargs):
+    raise OSError("network access is refused in the test suite")
+
+
+@pytest.fixture(autouse=True)
+def _isolated_home(tmp_path_factory, monkeypatch):
+    """Keep tests away from the user's ~/.cache and FINETUNE_KIT_DATA."""
+    home = tmp_path_factory.mktemp("home")
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(home / ".cache"))
+    monkeypatch.setenv("TORCH_HOME", str(home / ".cache" / "torch"))
+    monkeypatch.delenv("FINETUNE_KIT_DATA", raising=False)
+
+
+@pytest.fixture
+def fashion_mnist_dir() -> Path:
+    """The real Fashion-MNIST IDX files (Debian's dataset-fashion-mnist); skip if absent."""
+    if not (FASHION_MNIST_DIR / "train-images-idx3-ubyte.gz").exists():
+        pytest.skip("dataset-fashion-mnist is not installed (apt-get install dataset-fashion-mnist)")
+    return FASHION_MNIST_DIR
+
+
+os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
