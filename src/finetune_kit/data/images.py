@@ -1,0 +1,131 @@
+"""Decoding image files (PNG, JPEG) into uint8 tensors of a given channel count and size.
+
+Used by prediction (``load_images``: paths -> one batch) and by the image-folder dataset. Decoding
+uses Pillow; alpha is dropped, grayscale <-> RGB converted as asked (ITU-R 601-2 luma for RGB ->
+gray), 16-bit images scaled to 8 bits, and resizing uses antialiased bilinear interpolation on
+uint8 (as ``transforms.v2.Resize``).
+
+Example:
+    >>> import tempfile
+    >>> from PIL import Image
+    >>> path = tempfile.mkdtemp() + "/x.png"
+    >>> Image.new("L", (7, 5), 200).save(path)
+    >>> load_images([path], in_channels=3, image_size=(4, 4)).shape
+    torch.Size([1, 3, 4, 4])
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, UnidentifiedImageError
+from torchvision.transforms.v2 import functional as TF
+
+from finetune_kit.errors import ConfigError, DataError
+
+__all__ = ["IMAGE_SUFFIXES", "decode_file", "load_images"]
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+_GRAY_MODES = ("1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "I;16N", "F")
+
+
+def _to_mode(image: Image.Image, in_channels: int | None) -> Image.Image:
+    """Convert a decoded Pillow image to "L" or "RGB"."""
+    if image.mode.startswith("I") or image.mode == "F":  # 16/32-bit gray: keep the top 8 bits
+        wide = np.asarray(image).astype(np.float64)
+        scale = 256.0 if image.mode.startswith("I;16") or wide.max(initial=0) > 255 else 1.0
+        image = Image.fromarray(np.clip(wide / scale, 0, 255).astype(np.uint8), "L")
+    if in_channels is None:
+        in_channels = 1 if image.mode in _GRAY_MODES else 3
+    return image.convert("L" if in_channels == 1 else "RGB")
+
+
+def decode_file(path: str | Path, *, in_channels: int | None = None) -> torch.Tensor:
+    """Decode one PNG/JPEG file to uint8 ``(C, H, W)``.
+
+    Args:
+        path: the image file.
+        in_channels: 1 (grayscale) or 3 (RGB) to convert; None keeps grayscale images
+            grayscale (1 channel) and makes every other image RGB (3 channels).
+
+    Returns:
+        The decoded image, alpha dropped.
+
+    Raises:
+        DataError: the file is missing, unreadable or not a decodable image.
+
+    Example:
+        >>> import tempfile
+        >>> from PIL import Image
+        >>> p = tempfile.mkdtemp() + "/a.png"
+        >>> Image.new("RGBA", (3, 2)).save(p)
+        >>> decode_file(p).shape, decode_file(p, in_channels=1).shape
+        (torch.Size([3, 2, 3]), torch.Size([1, 2, 3]))
+    """
+    path = Path(path)
+    if in_channels not in (None, 1, 3):
+        raise ConfigError(f"in_channels={in_channels!r}: expected 1 (grayscale) or 3 (RGB).")
+    if not path.is_file():
+        raise DataError(f"Image file {path} does not exist.")
+    try:
+        with Image.open(path) as image:
+            image.load()
+            array = np.asarray(_to_mode(image, in_channels))
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
+        raise DataError(
+            f"{path} is not a readable PNG or JPEG image ({exc}). Replace or remove the file."
+        ) from exc
+    if array.ndim == 2:
+        array = array[:, :, None]
+    return torch.from_numpy(array.transpose(2, 0, 1).copy())
+
+
+def _resize(image: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    if tuple(image.shape[-2:]) == tuple(size):
+        return image
+    return TF.resize(image, list(size), antialias=True)
+
+
+def load_images(
+    paths: Sequence[str | Path],
+    *,
+    in_channels: int,
+    image_size: int | tuple[int, int],
+    num_workers: int = 4,
+) -> torch.Tensor:
+    """Decode image files into one uint8 batch of the given channels and size.
+
+    Args:
+        paths: PNG or JPEG files.
+        in_channels: 1 (grayscale) or 3 (RGB); images are converted as needed.
+        image_size: output (H, W) (an int for square); images are resized (not cropped) to it.
+        num_workers: decoding threads.
+
+    Returns:
+        ``(N, in_channels, H, W)`` uint8.
+
+    Raises:
+        DataError: a missing or undecodable file (named in the message), or no paths.
+
+    Example:
+        >>> import tempfile
+        >>> from PIL import Image
+        >>> p = tempfile.mkdtemp() + "/rgb.png"
+        >>> Image.new("RGB", (8, 8)).save(p)
+        >>> load_images([p, p], in_channels=1, image_size=8).shape
+        torch.Size([2, 1, 8, 8])
+    """
+    size = (image_size, image_size) if isinstance(image_size, int) else tuple(image_size)
+    if not paths:
+        raise DataError("load_images got no paths; pass at least one image file.")
+
+    def one(path: str | Path) -> torch.Tensor:
+        return _resize(decode_file(path, in_channels=in_channels), size)
+
+    with ThreadPoolExecutor(max_workers=max(1, num_workers)) as pool:
+        images = list(pool.map(one, paths))
+    return torch.stack(images)
