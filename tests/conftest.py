@@ -22,12 +22,25 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(skip)
 
 
-class _NetworkRefused(socket.socket):
-    def connect(self, *args, **kwargs):  # noqa: D102
-        raise OSError("network access is refused in the test suite")
+LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 
-    def connect_ex(self, *args, **kwargs):  # noqa: D102
-        raise OSError("network access is refused in the test suite")
+
+class _NetworkRefused(socket.socket):
+    """Only this machine stays reachable: Unix sockets and loopback (DataLoader workers,
+    torch.distributed's store); anything else raises as if the network were down."""
+
+    def _check(self, address):
+        local = self.family == socket.AF_UNIX or (isinstance(address, tuple) and address[0] in LOOPBACK)
+        if not local:
+            raise OSError("network access is refused in the test suite")
+
+    def connect(self, address):  # noqa: D102
+        self._check(address)
+        return super().connect(address)
+
+    def connect_ex(self, address):  # noqa: D102
+        self._check(address)
+        return super().connect_ex(address)
 
 
 @pytest.fixture(autouse=True)
@@ -37,8 +50,13 @@ def _no_network(monkeypatch):
     monkeypatch.setattr(socket, "create_connection", _refuse)
 
 
-def _refuse(*args, **kwargs):
-    raise OSError("network access is refused in the test suite")
+def _refuse(address, *args, **kwargs):
+    if address[0] not in LOOPBACK:
+        raise OSError("network access is refused in the test suite")
+    return _create_connection(address, *args, **kwargs)
+
+
+_create_connection = socket.create_connection
 
 
 @pytest.fixture(autouse=True)

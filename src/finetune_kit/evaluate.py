@@ -1,0 +1,51 @@
+"""Evaluate a saved run: rebuild its data split and model from a checkpoint, then test.
+
+Example:
+    >>> callable(evaluate_checkpoint)
+    True
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from finetune_kit.checkpoint import find_checkpoint, load_checkpoint
+from finetune_kit.config import RunConfig
+from finetune_kit.errors import CheckpointError
+from finetune_kit.models import create_model
+from finetune_kit.runner import build_datasets
+from finetune_kit.trainer import Trainer
+
+__all__ = ["evaluate_checkpoint"]
+
+
+def evaluate_checkpoint(source: str | Path, *, device: str = "auto", print_report: bool = True):
+    """Test the weights of a checkpoint on the test set of the run that wrote it.
+
+    The dataset is rebuilt from the checkpoint's config (with the run's saved split) and the
+    model from its stored architecture; no pretrained weights are downloaded.
+
+    Args:
+        source: a ``.ckpt`` file or a run directory.
+        device: where to evaluate.
+        print_report: print the report.
+
+    Returns:
+        The :class:`~finetune_kit.report.ClassificationReport`.
+
+    Raises:
+        CheckpointError: missing, corrupted or unsafe checkpoint, or weights that do not fit.
+    """
+    path = find_checkpoint(source)
+    state = load_checkpoint(path)
+    config = RunConfig.from_dict(state["config"], source=str(path))
+    split = path.parent / "split.json"
+    bundle = build_datasets(config, split_file=split if split.is_file() else None)
+    info = state["model_info"]
+    model = create_model(info["name"], **info["build_kwargs"])
+    try:
+        model.load_state_dict(state["model"])
+    except RuntimeError as exc:
+        raise CheckpointError(f"{path}: weights do not fit the model: {str(exc).splitlines()[0]}") from None
+    trainer = Trainer(model, bundle, config=config, device=device, progress=False)
+    return trainer.test(save=False, print_report=print_report)

@@ -1,0 +1,63 @@
+"""From a :class:`~finetune_kit.config.RunConfig` to a ready :class:`~finetune_kit.Trainer`.
+
+This is what the CLI does with a config file, and what Python users can call to run a config:
+build the datasets, build the model for them, and hand both to a Trainer.
+
+Example:
+    >>> from finetune_kit.config import RunConfig
+    >>> import tempfile
+    >>> cfg = RunConfig.from_dict({"data": {"dataset": "fake", "options": {"train_size": 40,
+    ...     "test_size": 20, "in_channels": 1, "image_size": 28}}, "train": {"epochs": 1,
+    ...     "progress": False, "output_dir": tempfile.mkdtemp() + "/run"}})
+    >>> trainer = build_trainer(cfg)
+    >>> trainer.model.finetune_kit_info.name
+    'convnet'
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from finetune_kit.checkpoint import find_checkpoint, load_checkpoint
+from finetune_kit.config import RunConfig
+from finetune_kit.data import DataBundle, create_datasets
+from finetune_kit.models import create_model
+from finetune_kit.trainer import Trainer
+
+__all__ = ["build_datasets", "build_model", "build_trainer", "config_from_checkpoint"]
+
+
+def build_datasets(config: RunConfig, *, split_file: str | Path | None = None) -> DataBundle:
+    """Create the datasets a config describes (``split_file`` reuses a saved split)."""
+    data = config.data
+    return create_datasets(
+        data.dataset, root=data.root, val_fraction=data.val_fraction, seed=config.train.seed,
+        preset=data.preset, download=data.download, split_file=split_file, **data.options,
+    )
+
+
+def build_model(config: RunConfig, bundle: DataBundle):
+    """Create the model a config describes, sized for ``bundle`` (classes and channels)."""
+    m = config.model
+    return create_model(
+        m.name, num_classes=bundle.num_classes, in_channels=bundle.in_channels, weights=m.weights,
+        small_input=m.small_input, dropout=m.dropout, seed=config.train.seed, **m.options,
+    )
+
+
+def build_trainer(config: RunConfig, *, resume: str | Path | None = None, **trainer_kwargs: Any) -> Trainer:
+    """Datasets, model and Trainer for ``config``; when resuming, the run's saved split is reused."""
+    split_file = None
+    if resume is not None:
+        split = find_checkpoint(resume).parent / "split.json"
+        split_file = split if split.is_file() else None
+    bundle = build_datasets(config, split_file=split_file)
+    model = build_model(config, bundle)
+    return Trainer(model, bundle, config=config, **trainer_kwargs)
+
+
+def config_from_checkpoint(path: str | Path) -> RunConfig:
+    """The resolved config stored in a checkpoint."""
+    state = load_checkpoint(find_checkpoint(path))
+    return RunConfig.from_dict(state["config"], source=str(path))

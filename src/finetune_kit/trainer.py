@@ -1,0 +1,512 @@
+"""The Trainer: fit, evaluate, test and predict, with one loop that reads top to bottom.
+
+Options live in the small config dataclasses of :mod:`finetune_kit.config`; the constructor
+takes them as flat keyword arguments (``epochs=5, lr=0.05, batch_size=256``) or as a whole
+:class:`~finetune_kit.config.RunConfig`. Everything the loop needs is built in :meth:`fit`, and
+the loop itself is :meth:`Trainer._run_epochs` and :meth:`Trainer._train_epoch`.
+
+Example:
+    >>> import finetune_kit as fk
+    >>> data = fk.create_datasets("fake", num_classes=3, in_channels=1, image_size=28,
+    ...                           train_size=60, test_size=30)
+    >>> model = fk.create_model("convnet", num_classes=3, in_channels=1)
+    >>> import tempfile
+    >>> trainer = fk.Trainer(model, data, epochs=1, batch_size=32, progress=False,
+    ...                      output_dir=tempfile.mkdtemp() + "/run")
+    >>> history = trainer.fit()
+    >>> len(history)
+    1
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import signal
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from finetune_kit import checkpoint as ckpt
+from finetune_kit._version import __version__
+from finetune_kit.callbacks import (
+    Callback,
+    CallbackList,
+    LearningRateMonitor,
+    ModelCheckpoint,
+    NaNGuard,
+    Timer,
+)
+from finetune_kit.config import SECTIONS, RunConfig, build_section, save_config
+from finetune_kit.data import DataBundle, make_loaders
+from finetune_kit.ema import ModelEma
+from finetune_kit.errors import CheckpointError, ConfigError, TrainingError
+from finetune_kit.freezing import apply_strategy
+from finetune_kit.loggers import CSVLogger
+from finetune_kit.losses import create_loss
+from finetune_kit.models import model_info
+from finetune_kit.optim import create_optimizer, param_groups
+from finetune_kit.progress import ProgressBar
+from finetune_kit.registry import did_you_mean
+from finetune_kit.report import classification_report
+from finetune_kit.rundir import RunDir
+from finetune_kit.runtime import Precision, configure_determinism, resolve_device, seed_everything
+from finetune_kit.schedulers import create_scheduler
+from finetune_kit.state import History, TrainState
+
+__all__ = ["Trainer"]
+
+TRAINER_SECTIONS = ("loader", "optim", "finetune", "train")
+
+
+def _route_options(config: RunConfig, options: dict[str, Any]) -> RunConfig:
+    """Put flat keyword arguments (``lr=0.1``) into the config section that owns them."""
+    owners = {f.name: name for name in TRAINER_SECTIONS for f in dataclasses.fields(SECTIONS[name])}
+    sections = {name: dataclasses.asdict(getattr(config, name)) for name in TRAINER_SECTIONS}
+    for key, value in options.items():
+        if key not in owners:
+            raise ConfigError(
+                f"Trainer got an unknown option {key!r}.{did_you_mean(key, list(owners))} "
+                f"Options: {', '.join(sorted(owners))}."
+            )
+        sections[owners[key]][key] = value
+    built = {name: build_section(name, values, source="Trainer") for name, values in sections.items()}
+    return dataclasses.replace(config, **built)
+
+
+class Trainer:
+    """Train and evaluate a classifier on a :class:`~finetune_kit.data.DataBundle`.
+
+    Args:
+        model: the network (e.g. from :func:`finetune_kit.create_model`).
+        data: the datasets (from :func:`finetune_kit.create_datasets`).
+        config: a whole run configuration; its ``loader``, ``optim``, ``finetune`` and
+            ``train`` sections are used, ``data`` and ``model`` are saved with the run.
+        callbacks: extra callbacks; the standard ones (progress bar, CSV log, checkpoints,
+            NaN guard, timer, LR monitor) are added unless one of the same class is given.
+        **options: any key of the loader/optim/finetune/train sections, e.g. ``epochs=5``,
+            ``lr=0.05``, ``batch_size=256``, ``precision="bf16-mixed"``, ``output_dir="runs/x"``.
+
+    Raises:
+        ConfigError: an unknown option (with a suggestion) or a bad value.
+
+    Example:
+        >>> Trainer.__name__
+        'Trainer'
+    """
+
+    def __init__(self, model: nn.Module, data: DataBundle, *, config: RunConfig | None = None,
+                 callbacks: list[Callback] | None = None, **options: Any) -> None:
+        self.config = _route_options(config or RunConfig(), options)
+        self.model = model
+        self.data = data
+        self.callbacks = CallbackList(self._default_callbacks(list(callbacks or [])))
+        self.state = TrainState()
+        self.history = History()
+        self.device = resolve_device(self.config.train.device)
+        self.precision = Precision.resolve(self.config.train.precision, self.device)
+        self.run_dir: RunDir | None = None
+        self.loaders = None
+        self.optimizer: torch.optim.Optimizer | None = None
+        self.scheduler = None
+        self.ema: ModelEma | None = None
+        self._stop_signal: str | None = None
+        self._running = None  # device tensors: loss sum, correct, seen (current epoch)
+
+    # ----------------------------------------------------------------- set-up
+    def _default_callbacks(self, given: list[Callback]) -> list[Callback]:
+        have = {type(cb) for cb in given}
+        has_val = self.data.val is not None
+        defaults: list[Callback] = [
+            Timer(),
+            LearningRateMonitor(),
+            NaNGuard(check_every=self.config.train.log_every),
+            CSVLogger(),
+            ModelCheckpoint(monitor="val_accuracy" if has_val else None, mode="max"),
+        ]
+        if self.config.train.progress:
+            defaults.insert(0, ProgressBar())
+        return [cb for cb in defaults if type(cb) not in have] + given
+
+    def _setup(self, resume: str | Path | None) -> dict[str, Any] | None:
+        """Build run directory, loaders, loss, optimizer, scheduler; load a checkpoint to resume."""
+        cfg = self.config
+        state = None
+        if resume is not None:
+            path = self._resolve_resume(resume)
+            state = ckpt.load_checkpoint(path, map_location="cpu")
+            self._check_resume_compatible(state, path)
+            self.run_dir = RunDir.for_resume(path.parent)
+        else:
+            self.run_dir = RunDir.create(cfg.train.output_dir, overwrite=cfg.train.overwrite)
+            seed_everything(cfg.train.seed)
+        configure_determinism(cfg.train.deterministic, self.device)
+        self._prepare_model_and_loaders()
+        self.loss_fn = create_loss(cfg.optim.loss, label_smoothing=cfg.optim.label_smoothing)
+        self.plan = apply_strategy(self.model, cfg.finetune.strategy, bn_policy=cfg.finetune.bn_policy,
+                                   **cfg.finetune.options)
+        self._added_groups: list[list[str]] = []
+        self._build_optimizer()
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.precision.use_scaler)
+        self.ema = ModelEma(self.model, decay=cfg.optim.ema) if cfg.optim.ema else None
+        self.forward_model = torch.compile(self.model) if cfg.train.compile else self.model
+        self._write_run_files()
+        return state
+
+    def _prepare_model_and_loaders(self) -> None:
+        """Move the model to the device (channels_last on CUDA by default) and make the loaders."""
+        cfg = self.config
+        channels_last = cfg.train.channels_last
+        if channels_last is None:
+            channels_last = self.device.type == "cuda"
+        self.model.to(self.device)
+        if channels_last:
+            self.model.to(memory_format=torch.channels_last)
+        self.loaders = make_loaders(
+            self.data, batch_size=cfg.loader.batch_size, device=self.device, loader=cfg.loader.loader,
+            augment=cfg.loader.augment, seed=cfg.train.seed, num_workers=cfg.loader.num_workers,
+            eval_batch_size=cfg.loader.eval_batch_size, channels_last=channels_last,
+        )
+
+    def _build_optimizer(self) -> None:
+        opt = self.config.optim
+        groups = param_groups(self.model, weight_decay=opt.weight_decay,
+                              no_decay_norm_bias=opt.no_decay_norm_bias,
+                              lr_multipliers=self.plan.lr_multipliers())
+        self.optimizer = create_optimizer(
+            groups, opt.optimizer, lr=opt.lr, weight_decay=opt.weight_decay,
+            momentum=opt.momentum, nesterov=opt.nesterov,
+        )
+        steps = math.ceil(len(self.loaders.train) / opt.grad_accum)
+        self.scheduler = create_scheduler(
+            self.optimizer, opt.scheduler, epochs=self.config.train.epochs, steps_per_epoch=steps,
+            warmup_epochs=opt.warmup_epochs, **opt.scheduler_options,
+        )
+
+    def _add_param_group(self, names: list[str]) -> None:
+        """Give newly unfrozen parameters to the optimizer (the scheduler drives them from now on)."""
+        opt = self.config.optim
+        wanted = {id(p) for n, p in self.model.named_parameters() if n in set(names)}
+        groups = param_groups(self.model, weight_decay=opt.weight_decay,
+                              no_decay_norm_bias=opt.no_decay_norm_bias,
+                              lr_multipliers=self.plan.lr_multipliers())
+        for group in groups:
+            group["params"] = [p for p in group["params"] if id(p) in wanted]
+            if group["params"]:
+                self.scheduler.add_param_group(group)
+        self._added_groups.append(list(names))
+
+    def _write_run_files(self) -> None:
+        run_config = dataclasses.replace(self.config)
+        run_config.train = dataclasses.replace(run_config.train, output_dir=str(self.run_dir.root))
+        save_config(run_config, self.run_dir.path("config.toml"))
+        summary = self.plan.summary().table()
+        self.run_dir.path("trainable.txt").write_text(summary + "\n", encoding="utf-8")
+        if self.config.train.progress:
+            print(summary, file=sys.stderr)
+        self.data.save_split(self.run_dir.path("split.json"))
+        self.data.save_class_index(self.run_dir.path("classes.json"))
+
+    def _resolve_resume(self, resume: str | Path) -> Path:
+        if str(resume) == "last":
+            return ckpt.find_checkpoint(self.config.train.output_dir)
+        return ckpt.find_checkpoint(resume)
+
+    def _check_resume_compatible(self, state: dict[str, Any], path: Path) -> None:
+        info = model_info(self.model)
+        saved = state.get("model_info", {})
+        if saved and (saved.get("name"), saved.get("num_classes")) != (info.name, info.num_classes):
+            raise CheckpointError(
+                f"Cannot resume from {path}: it was written for model {saved.get('name')!r} with "
+                f"{saved.get('num_classes')} classes, but this run has {info.name!r} with "
+                f"{info.num_classes} classes. Resume with the same model, or start a new run."
+            )
+
+    # ------------------------------------------------------------------ fit
+    def fit(self, resume: str | Path | None = None) -> History:
+        """Train for ``epochs`` (or ``max_steps``), validating after every epoch.
+
+        Args:
+            resume: a checkpoint path, a run directory, or ``"last"`` (the ``last.ckpt`` of
+                ``output_dir``). Training continues exactly where the checkpoint was taken.
+
+        Returns:
+            The :class:`~finetune_kit.state.History` of epoch rows. ``history.interrupted`` is
+            True when a SIGINT/SIGTERM stopped the run (a checkpoint to resume was saved).
+
+        Raises:
+            OutputDirError: the run directory exists (and neither resume nor overwrite given).
+            CheckpointError: the checkpoint to resume is missing, corrupted or of another model.
+            TrainingError: the loss became NaN or infinite.
+        """
+        saved = self._setup(resume)
+        if saved is not None:
+            self._load_training_state(saved)
+        self.callbacks.fire("fit_start", self)
+        with self._signals_handled():
+            try:
+                self._run_epochs()
+            except BaseException as exc:
+                self.state.exception = exc
+                self.callbacks.fire("exception", self)
+                raise
+        self.callbacks.fire("fit_end", self)
+        self.history.stop_reason = self.state.stop_reason
+        return self.history
+
+    def _run_epochs(self) -> None:
+        cfg = self.config.train
+        while self.state.epoch < cfg.epochs and self.state.stop_reason is None:
+            if self.state.batch == 0:  # not when resuming mid-epoch: the unfreeze already happened
+                unfrozen = self.plan.on_epoch_start(self.model, self.state.epoch)
+                if unfrozen:
+                    self._add_param_group(unfrozen)
+            self.callbacks.fire("train_epoch_start", self)
+            self._train_epoch()
+            if self._stop_signal is not None:
+                self._save_interrupted()
+                return
+            self.callbacks.fire("train_epoch_end", self)
+            self._validate()
+            if self.scheduler.interval == "epoch":
+                self.scheduler.step(self.state.metrics.get("val_loss"))
+            self._finish_epoch()
+
+    def _train_epoch(self) -> None:
+        """One pass over the training batches (from ``state.batch`` when resuming mid-epoch)."""
+        cfg, opt = self.config.train, self.config.optim
+        loader = self.loaders.train
+        self.model.train()
+        if self._running is None:
+            self._running = torch.zeros(3, dtype=torch.float64, device=self.device)
+        batches = loader.iter_epoch(self.state.epoch, start_batch=self.state.batch)
+        for x, y in batches:
+            with self.precision.autocast(self.device):
+                logits = self.forward_model(x)
+                loss = self.loss_fn(logits, y)
+            self.scaler.scale(loss / opt.grad_accum).backward()
+            self.state.batch += 1
+            if self.state.batch % opt.grad_accum == 0 or self.state.batch == len(loader):
+                self._optimizer_step()
+            self._accumulate(loss.detach(), logits.detach(), y)
+            self.state.last_loss, self.state.last_batch_size = loss.detach(), len(y)
+            self.callbacks.fire("train_batch_end", self)
+            if cfg.max_steps is not None and self.state.global_step >= cfg.max_steps:
+                self.request_stop(f"reached max_steps={cfg.max_steps}")
+                break
+            if self._stop_signal is not None and self.state.batch % opt.grad_accum == 0:
+                return
+
+    def _optimizer_step(self) -> None:
+        opt = self.config.optim
+        if opt.grad_clip is not None:
+            self.scaler.unscale_(self.optimizer)
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), opt.grad_clip)
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.optimizer.zero_grad(set_to_none=True)
+        if self.ema is not None:
+            self.ema.update(self.model)
+        if self.scheduler.interval == "step":
+            self.scheduler.step()
+        self.state.global_step += 1
+
+    def _accumulate(self, loss: torch.Tensor, logits: torch.Tensor, y: torch.Tensor) -> None:
+        """Add the batch to the epoch's running sums, on the device (no host sync)."""
+        n = y.shape[0]
+        correct = (logits.argmax(dim=1) == y).sum()
+        self._running += torch.stack([loss.double() * n, correct.double(),
+                                      torch.tensor(float(n), device=self.device, dtype=torch.float64)])
+
+    def running_loss(self) -> float:
+        """Mean training loss of the current epoch so far (reads from the device)."""
+        loss_sum, _, seen = self._running.tolist()
+        return loss_sum / max(seen, 1.0)
+
+    def _validate(self) -> None:
+        loss_sum, correct, seen = self._running.tolist()
+        self.state.metrics.update(epoch=self.state.epoch + 1, step=self.state.global_step,
+                                  train_loss=loss_sum / max(seen, 1), train_accuracy=correct / max(seen, 1))
+        if not math.isfinite(self.state.metrics["train_loss"]):
+            raise TrainingError(
+                f"The mean training loss of epoch {self.state.epoch + 1} is not finite. "
+                "Lower the learning rate, add grad_clip, or use precision='32'."
+            )
+        self.state.metrics["lr"] = float(self.optimizer.param_groups[0]["lr"])
+        if self.loaders.val is not None:
+            loss, confusion = self._evaluate_loader(self.loaders.val)
+            self.state.metrics.update(val_loss=loss, val_accuracy=_accuracy(confusion))
+        self.callbacks.fire("validation_end", self)
+
+    def _finish_epoch(self) -> None:
+        self.history.append(self.state.metrics)
+        self.state.epoch += 1
+        self.state.batch = 0
+        self._running = None
+        self.callbacks.fire("epoch_end", self)
+        self.state.metrics = {}
+
+    # ------------------------------------------------------------ evaluate
+    def _eval_model(self) -> nn.Module:
+        return self.ema.module if self.ema is not None else self.model
+
+    @torch.no_grad()
+    def _evaluate_loader(self, loader) -> tuple[float, torch.Tensor]:
+        """Mean loss and confusion matrix (rows: true class, columns: predicted) over a loader."""
+        model = self._eval_model()
+        was_training = model.training
+        model.eval()
+        c = self.data.num_classes
+        confusion = torch.zeros(c * c, dtype=torch.int64, device=self.device)
+        loss_sum = torch.zeros((), dtype=torch.float64, device=self.device)
+        for x, y in loader.iter_epoch(0):
+            with self.precision.autocast(self.device):
+                logits = model(x)
+            loss_sum += torch.nn.functional.cross_entropy(logits.float(), y, reduction="sum").double()
+            confusion += torch.bincount(y * c + logits.argmax(dim=1), minlength=c * c)
+        model.train(was_training)
+        return loss_sum.item() / max(loader.num_samples, 1), confusion.view(c, c).cpu()
+
+    def _ensure_ready(self) -> None:
+        if self.loaders is None:  # evaluating weights without fitting (e.g. a loaded checkpoint)
+            self._prepare_model_and_loaders()
+
+    def evaluate(self, split: str = "val") -> dict[str, float]:
+        """Loss and accuracy of the current weights on ``"val"`` or ``"test"``.
+
+        Returns:
+            ``{"loss": ..., "accuracy": ...}``.
+        """
+        self._ensure_ready()
+        loader = {"val": self.loaders.val, "test": self.loaders.test}.get(split)
+        if loader is None:
+            raise ConfigError(f"evaluate(split={split!r}): use 'val' or 'test' (and a val_fraction > 0 for 'val').")
+        loss, confusion = self._evaluate_loader(loader)
+        return {"loss": loss, "accuracy": _accuracy(confusion)}
+
+    def test(self, *, save: bool = True, print_report: bool = True):
+        """Evaluate on the test set and build the full classification report.
+
+        The report (accuracy, per-class precision/recall/F1/support, confusion matrix) is
+        printed and saved as ``report.txt`` and ``report.json`` in the run directory.
+
+        Returns:
+            The :class:`~finetune_kit.report.ClassificationReport`.
+        """
+        self._ensure_ready()
+        if self.loaders.test is None:
+            raise ConfigError(f"Dataset {self.data.name!r} has no test split; pass test=(images, "
+                              "labels) to create_datasets, or use evaluate('val').")
+        loss, confusion = self._evaluate_loader(self.loaders.test)
+        report = classification_report(confusion, class_names=list(self.data.class_names))
+        report.loss = loss
+        if save and self.run_dir is not None:
+            self.run_dir.path("report.txt").write_text(report.text() + "\n", encoding="utf-8")
+            self.run_dir.path("report.json").write_text(report.to_json(), encoding="utf-8")
+        if print_report:
+            print(f"\nTest set: {int(confusion.sum())} images, loss {loss:.4f}\n{report.text()}")
+        self.state.test_report = report
+        self.callbacks.fire("test_end", self)
+        return report
+
+    # ------------------------------------------------------------ stopping
+    def request_stop(self, reason: str) -> None:
+        """Ask the loop to stop after the current epoch (callbacks call this)."""
+        if self.state.stop_reason is None:
+            self.state.stop_reason = reason
+
+    def _signals_handled(self):
+        return _SignalGuard(self)
+
+    def _save_interrupted(self) -> None:
+        path = self.save_checkpoint("last.ckpt")
+        self.history.interrupted = True
+        self.state.stop_reason = f"interrupted by {self._stop_signal}"
+        print(f"\nStopped by {self._stop_signal}: checkpoint saved to {path}.\n"
+              f"Resume with: finetune-kit train --config {self.run_dir.path('config.toml')} "
+              f"--resume {path}", file=sys.stderr)
+
+    # ---------------------------------------------------------- checkpoints
+    def save_checkpoint(self, name: str) -> Path:
+        """Write the full training state to ``name`` in the run directory, atomically."""
+        path = self.run_dir.path(name)
+        info = model_info(self.model)
+        state = {
+            "format": ckpt.CHECKPOINT_FORMAT,
+            "version": __version__,
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "ema": self.ema.state_dict() if self.ema is not None else None,
+            "freezing": self.plan.state_dict(),
+            "added_groups": [list(names) for names in self._added_groups],
+            "callbacks": self.callbacks.state_dict(),
+            "position": {"epoch": self.state.epoch, "batch": self.state.batch,
+                         "global_step": self.state.global_step},
+            "running": self._running.cpu() if self._running is not None else None,
+            "history": [dict(row) for row in self.history.rows],
+            "rng": ckpt.capture_rng_state(),
+            "config": self.config.to_dict(),
+            "data_meta": self.data.meta(),
+            "model_info": {"name": info.name, "num_classes": info.num_classes,
+                           "build_kwargs": dict(info.build_kwargs)},
+        }
+        ckpt.save_checkpoint(state, path)
+        return path
+
+    def _load_training_state(self, state: dict[str, Any]) -> None:
+        try:
+            self.model.load_state_dict(state["model"])
+            self.plan.load_state_dict(state["freezing"])
+            for names in state.get("added_groups", []):
+                self._add_param_group(names)
+            self.optimizer.load_state_dict(state["optimizer"])
+        except (RuntimeError, ValueError, KeyError) as exc:
+            raise CheckpointError(
+                f"The checkpoint does not fit this model/optimizer: {str(exc).splitlines()[0]}. "
+                "Resume with the same model, strategy and optimizer as the original run."
+            ) from None
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.scaler.load_state_dict(state["scaler"])
+        if self.ema is not None and state.get("ema") is not None:
+            self.ema.load_state_dict(state["ema"])
+        self.callbacks.load_state_dict(state.get("callbacks", {}))
+        pos = state["position"]
+        self.state.epoch, self.state.batch, self.state.global_step = pos["epoch"], pos["batch"], pos["global_step"]
+        running = state.get("running")
+        self._running = running.to(self.device) if running is not None else None
+        self.history = History(state.get("history", []))
+        ckpt.restore_rng_state(state["rng"])
+
+
+def _accuracy(confusion: torch.Tensor) -> float:
+    total = int(confusion.sum())
+    return float(confusion.diagonal().sum()) / total if total else 0.0
+
+
+class _SignalGuard:
+    """Turn SIGINT/SIGTERM into 'finish this step, save, stop' while the loop runs."""
+
+    def __init__(self, trainer: Trainer) -> None:
+        self.trainer = trainer
+        self.previous: dict[int, Any] = {}
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.trainer._stop_signal is not None:  # a second signal: stop now
+            raise KeyboardInterrupt
+        self.trainer._stop_signal = signal.Signals(signum).name
+
+    def __enter__(self) -> _SignalGuard:
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self.previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        for sig, handler in self.previous.items():
+            signal.signal(sig, handler)
