@@ -142,6 +142,11 @@ def _verify_conv(args: argparse.Namespace) -> int:
 COMMANDS = {"train": _train, "evaluate": _evaluate, "list": _list, "verify-conv": _verify_conv}
 
 
+def _one_line(exc: BaseException) -> str:
+    """An error message on one line (multi-line messages, such as lists of places, joined)."""
+    return " ".join(part.strip() for part in str(exc).splitlines() if part.strip())
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status.
 
@@ -158,7 +163,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.debug:
             traceback.print_exc()
         else:
-            print(f"finetune-kit: error: {exc}", file=sys.stderr)
+            print(f"finetune-kit: error: {_one_line(exc)}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
         print("finetune-kit: interrupted", file=sys.stderr)

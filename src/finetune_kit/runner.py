@@ -21,11 +21,17 @@ from typing import Any
 
 from finetune_kit.checkpoint import find_checkpoint, load_checkpoint
 from finetune_kit.config import RunConfig
-from finetune_kit.data import DataBundle, create_datasets
-from finetune_kit.models import create_model
+from finetune_kit.data import DataBundle, adapt_to_weights, create_datasets
+from finetune_kit.models import create_model, model_info
 from finetune_kit.trainer import Trainer
 
-__all__ = ["build_datasets", "build_model", "build_trainer", "config_from_checkpoint"]
+__all__ = [
+    "build_datasets",
+    "build_model",
+    "build_trainer",
+    "config_from_checkpoint",
+    "weights_meta",
+]
 
 
 def build_datasets(config: RunConfig, *, split_file: str | Path | None = None) -> DataBundle:
@@ -54,7 +60,17 @@ def build_trainer(config: RunConfig, *, resume: str | Path | None = None, **trai
         split_file = split if split.is_file() else None
     bundle = build_datasets(config, split_file=split_file)
     model = build_model(config, bundle)
+    bundle = adapt_to_weights(bundle, weights_meta(model), preset=config.data.preset)
     return Trainer(model, bundle, config=config, **trainer_kwargs)
+
+
+def weights_meta(model) -> dict[str, Any]:
+    """What a data preset needs to know of the model's pretrained weights (empty: none)."""
+    info = model_info(model)
+    if info.weights is None:
+        return {}
+    values = {"mean": info.mean, "std": info.std, "input_size": info.input_size}
+    return {key: value for key, value in values.items() if value is not None}
 
 
 def config_from_checkpoint(path: str | Path) -> RunConfig:

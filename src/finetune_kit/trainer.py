@@ -453,8 +453,7 @@ class Trainer:
             "rng": ckpt.capture_rng_state(),
             "config": self.config.to_dict(),
             "data_meta": self.data.meta(),
-            "model_info": {"name": info.name, "num_classes": info.num_classes,
-                           "build_kwargs": dict(info.build_kwargs)},
+            "model_info": info.to_dict(),
         }
         ckpt.save_checkpoint(state, path)
         return path

@@ -26,7 +26,13 @@ from finetune_kit.data.idx import read_idx, read_idx_pair
 from finetune_kit.data.images import load_images
 from finetune_kit.data.loaders import Loaders, default_memory_budget, make_loaders
 from finetune_kit.data.presets import PRESETS, Preset, get_preset, list_presets
-from finetune_kit.data.registry import DATASETS, create_datasets, list_datasets, register_dataset
+from finetune_kit.data.registry import (
+    DATASETS,
+    adapt_to_weights,
+    create_datasets,
+    list_datasets,
+    register_dataset,
+)
 from finetune_kit.data.splits import stratified_split
 from finetune_kit.data.tensor_dataset import ImageTensorDataset
 from finetune_kit.data.torch_loader import TorchLoader
@@ -43,6 +49,7 @@ __all__ = [
     "Loaders",
     "Preset",
     "TorchLoader",
+    "adapt_to_weights",
     "check_compatible",
     "create_datasets",
     "default_memory_budget",

@@ -31,6 +31,7 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import logging
 from collections.abc import Callable, Mapping
@@ -47,7 +48,14 @@ from finetune_kit.data.tensor_dataset import ImageTensorDataset, convert_channel
 from finetune_kit.errors import ConfigError, DataError
 from finetune_kit.registry import Registry
 
-__all__ = ["DATASETS", "DatasetBuilder", "create_datasets", "list_datasets", "register_dataset"]
+__all__ = [
+    "DATASETS",
+    "DatasetBuilder",
+    "adapt_to_weights",
+    "create_datasets",
+    "list_datasets",
+    "register_dataset",
+]
 
 log = logging.getLogger("finetune_kit.data")
 
@@ -290,3 +298,35 @@ def create_datasets(
         fingerprint=fingerprint,
         source=parts.source,
     )
+
+
+def adapt_to_weights(bundle: DataBundle, weights_meta: Mapping[str, Any] | None, *,
+                     preset: str | Preset = "auto") -> DataBundle:
+    """Re-choose the preset and normalisation of ``bundle`` for a model's pretrained weights.
+
+    The datasets are built before the model (the model needs the number of classes), so an
+    ``"auto"`` preset is chosen again once the weights are known: ImageNet-pretrained weights
+    at 224 pixels get the ImageNet recipe and statistics. An explicit preset is kept.
+
+    Args:
+        bundle: the datasets.
+        weights_meta: ``mean``, ``std``, ``input_size`` of the weights (None: no weights).
+        preset: the preset the user asked for.
+
+    Returns:
+        ``bundle`` itself when nothing changes, else a copy with the new preset, mean and std.
+
+    Example:
+        >>> b = create_datasets("fake", train_size=20, test_size=4)
+        >>> adapt_to_weights(b, {"input_size": (224, 224)}).preset.name
+        'imagenet'
+    """
+    if preset != "auto" or not weights_meta:
+        return bundle
+    chosen = resolve_preset("auto", weights_meta=weights_meta, default=bundle.preset.name,
+                            in_channels=bundle.in_channels, image_size=bundle.image_size)
+    if chosen.name == bundle.preset.name:
+        return bundle
+    mean, std = normalization_stats(chosen, dataset_stats=(bundle.dataset_mean, bundle.dataset_std),
+                                    weights_meta=weights_meta, in_channels=bundle.in_channels)
+    return dataclasses.replace(bundle, preset=chosen, mean=mean, std=std)
