@@ -1,0 +1,1 @@
+"""Tests of finetune_kit.scratch: every op against PyTorch, in float64 and float32."""
