@@ -9,6 +9,7 @@ import pytest
 import torch
 
 import finetune_kit as fk
+import finetune_kit.checkpoint
 import finetune_kit.runtime
 from finetune_kit.callbacks import Callback
 from finetune_kit.errors import ConfigError, OutputDirError
@@ -181,3 +182,32 @@ def test_real_fashion_mnist_subset_end_to_end(tmp_path, fashion_mnist_dir):
     trainer.fit()
     report = trainer.test(print_report=False)
     assert report.accuracy > 0.65, report.text()  # chance is 0.10
+
+
+class CrashAt(Callback):
+    """Simulate a crash (no chance to save) at a given global step."""
+
+    def __init__(self, step):
+        self.step = step
+
+    def on_train_batch_end(self, trainer):
+        if trainer.state.global_step == self.step:
+            raise RuntimeError("simulated crash")
+
+
+def test_checkpoint_every_steps_resumes_exactly(tmp_path):
+    data = fake_data()
+    full = make_trainer(tmp_path, data=data, name="full", epochs=2, scheduler="onecycle")
+    full.fit()
+    # Checkpoints every 3 steps, crashes at step 8: the step-6 checkpoint (epoch 2, batch 1) is resumed.
+    saver = make_trainer(tmp_path, data=data, name="saver", epochs=2, scheduler="onecycle",
+                         checkpoint_every=3, callbacks=[CrashAt(8)])
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        saver.fit()
+    state = fk.checkpoint.load_checkpoint(tmp_path / "saver" / "last.ckpt")
+    assert state["position"] == {"epoch": 1, "batch": 1, "global_step": 6}
+    fk.runtime.seed_everything(1)
+    resumed = make_trainer(tmp_path, data=data, name="saver", epochs=2, scheduler="onecycle")
+    resumed.fit(resume=tmp_path / "saver" / "last.ckpt")
+    for key, value in weights(full.model).items():
+        assert torch.equal(value, resumed.model.state_dict()[key]), key

@@ -180,6 +180,8 @@ class ModelCheckpoint(Callback):
         mode: ``"min"`` or ``"max"``.
         save_top_k: how many best checkpoints to keep (0: none).
         save_last: write ``last.ckpt`` at the end of every epoch.
+        every_n_steps: also write ``last.ckpt`` every this many optimizer steps inside an
+            epoch, so a killed run loses at most that many steps (``None``: epoch ends only).
 
     Example:
         >>> ModelCheckpoint(monitor="val_accuracy", mode="max", save_top_k=2).save_top_k
@@ -187,12 +189,23 @@ class ModelCheckpoint(Callback):
     """
 
     def __init__(self, monitor: str | None = "val_loss", mode: str = "min", save_top_k: int = 1,
-                 save_last: bool = True) -> None:
+                 save_last: bool = True, every_n_steps: int | None = None) -> None:
         _check_mode(mode)
         if save_top_k < 0:
             raise ConfigError(f"ModelCheckpoint save_top_k must be >= 0, got {save_top_k}.")
+        if every_n_steps is not None and every_n_steps < 1:
+            raise ConfigError(f"ModelCheckpoint every_n_steps must be >= 1, got {every_n_steps}.")
         self.monitor, self.mode, self.save_top_k, self.save_last = monitor, mode, save_top_k, save_last
+        self.every_n_steps = every_n_steps
         self.kept: list[tuple[float, str]] = []  # (value, file name), best first
+        self._saved_at_step = -1
+
+    def on_train_batch_end(self, trainer: Trainer) -> None:
+        step = trainer.state.global_step
+        if (self.every_n_steps and step % self.every_n_steps == 0 and step != self._saved_at_step
+                and trainer.at_step_boundary()):
+            trainer.save_checkpoint("last.ckpt")
+            self._saved_at_step = step
 
     def on_epoch_end(self, trainer: Trainer) -> None:
         if self.save_last:

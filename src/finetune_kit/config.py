@@ -239,6 +239,8 @@ class TrainConfig:
         compile: compile the model with ``torch.compile``.
         output_dir: the run directory.
         overwrite: allow reusing an existing run directory (its run files are replaced).
+        checkpoint_every: also write ``last.ckpt`` every this many optimizer steps inside an
+            epoch (``None``: at the end of each epoch only).
         log_every: read the running loss from the device every this many steps.
         progress: show tqdm progress bars.
     """
@@ -253,6 +255,7 @@ class TrainConfig:
     compile: bool = False
     output_dir: str = "runs/default"
     overwrite: bool = False
+    checkpoint_every: int | None = None
     log_every: int = 50
     progress: bool = True
 
@@ -260,6 +263,7 @@ class TrainConfig:
         _check_range("train", "epochs", self.epochs, low=1)
         _check_range("train", "max_steps", self.max_steps, low=1)
         _check_range("train", "log_every", self.log_every, low=1)
+        _check_range("train", "checkpoint_every", self.checkpoint_every, low=1)
         _check_range("train", "seed", self.seed, low=0)
         _check_choice("train", "precision", str(self.precision), PRECISIONS)
         if not self.output_dir:
@@ -462,3 +466,49 @@ def _parse_value(text: str) -> Any:
         return tomllib.loads(f"v = {text}")["v"]
     except tomllib.TOMLDecodeError:
         return text
+
+
+def _field_help(cls: type) -> dict[str, str]:
+    """The ``Args:`` descriptions of a config dataclass docstring, by field name."""
+    helps: dict[str, str] = {}
+    current = None
+    in_args = False
+    for line in (cls.__doc__ or "").splitlines():
+        stripped = line.strip()
+        if stripped == "Args:":
+            in_args = True
+            continue
+        if not in_args or not stripped:
+            continue
+        name, sep, text = stripped.partition(":")
+        if sep and name.isidentifier() and line.startswith(" " * 8) and not line.startswith(" " * 12):
+            current = name
+            helps[name] = text.strip()
+        elif current:
+            helps[current] += " " + stripped
+    return helps
+
+
+def config_reference() -> str:
+    """A Markdown reference of every section and key, with types, defaults and meaning.
+
+    The docs build writes it into the CLI and config reference page, so the page cannot drift
+    from the code.
+
+    Example:
+        >>> "| `lr` |" in config_reference()
+        True
+    """
+    hints_of = {name: typing.get_type_hints(cls) for name, cls in SECTIONS.items()}
+    lines = []
+    for name, cls in SECTIONS.items():
+        helps = _field_help(cls)
+        lines += [f"### `[{name}]`", "", (cls.__doc__ or "").strip().splitlines()[0], "",
+                  "| key | type | default | meaning |", "| --- | --- | --- | --- |"]
+        for f in dataclasses.fields(cls):
+            default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+            hint = str(hints_of[name][f.name]).replace("typing.", "").replace("|", "or")
+            hint = hint.replace("<class '", "").replace("'>", "")
+            lines.append(f"| `{f.name}` | {hint} | `{default!r}` | {helps.get(f.name, '')} |")
+        lines.append("")
+    return "\n".join(lines)

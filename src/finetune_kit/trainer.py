@@ -126,7 +126,8 @@ class Trainer:
             LearningRateMonitor(),
             NaNGuard(check_every=self.config.train.log_every),
             CSVLogger(),
-            ModelCheckpoint(monitor="val_accuracy" if has_val else None, mode="max"),
+            ModelCheckpoint(monitor="val_accuracy" if has_val else None, mode="max",
+                            every_n_steps=self.config.train.checkpoint_every),
         ]
         if self.config.train.progress:
             defaults.insert(0, ProgressBar())
@@ -298,7 +299,7 @@ class Trainer:
             if cfg.max_steps is not None and self.state.global_step >= cfg.max_steps:
                 self.request_stop(f"reached max_steps={cfg.max_steps}")
                 break
-            if self._stop_signal is not None and self.state.batch % opt.grad_accum == 0:
+            if self._stop_signal is not None and self.at_step_boundary():
                 return
 
     def _optimizer_step(self) -> None:
@@ -321,6 +322,11 @@ class Trainer:
         correct = (logits.argmax(dim=1) == y).sum()
         self._running += torch.stack([loss.double() * n, correct.double(),
                                       torch.tensor(float(n), device=self.device, dtype=torch.float64)])
+
+    def at_step_boundary(self) -> bool:
+        """True when no gradients are waiting to be accumulated (a checkpoint is exact here)."""
+        return self.state.batch % self.config.optim.grad_accum == 0 or \
+            self.state.batch == len(self.loaders.train)
 
     def running_loss(self) -> float:
         """Mean training loss of the current epoch so far (reads from the device)."""
