@@ -205,9 +205,34 @@ def test_checkpoint_every_steps_resumes_exactly(tmp_path):
     with pytest.raises(RuntimeError, match="simulated crash"):
         saver.fit()
     state = fk.checkpoint.load_checkpoint(tmp_path / "saver" / "last.ckpt")
-    assert state["position"] == {"epoch": 1, "batch": 1, "global_step": 6}
+    assert state["position"] == {"epoch": 1, "batch": 1, "global_step": 6, "skipped_steps": 0}
     fk.runtime.seed_everything(1)
     resumed = make_trainer(tmp_path, data=data, name="saver", epochs=2, scheduler="onecycle")
     resumed.fit(resume=tmp_path / "saver" / "last.ckpt")
     for key, value in weights(full.model).items():
         assert torch.equal(value, resumed.model.state_dict()[key]), key
+
+
+def test_extra_metrics_and_mixup_resume_exactly(tmp_path):
+    data = fake_data()
+    options = dict(epochs=2, mixup_alpha=0.4, cutmix_alpha=1.0, label_smoothing=0.1,
+                   metrics=["f1", "precision"])
+    full = make_trainer(tmp_path, data=data, name="full", **options)
+    history = full.fit()
+    row = history.rows[-1]
+    assert 0.0 <= row["val_f1"] <= 1.0 and 0.0 <= row["val_precision"] <= 1.0
+    cut = make_trainer(tmp_path, data=data, name="cut", callbacks=[StopAt(7)], **options)
+    cut.fit()
+    fk.runtime.seed_everything(2)
+    resumed = make_trainer(tmp_path, data=data, name="cut", **options)
+    resumed.fit(resume=tmp_path / "cut" / "last.ckpt")
+    for key, value in weights(full.model).items():
+        assert torch.equal(value, resumed.model.state_dict()[key]), key
+
+
+def test_plateau_needs_a_validation_set(tmp_path):
+    data = fk.create_datasets("fake", val_fraction=0.0, num_classes=3, in_channels=1, image_size=28,
+                              train_size=40, test_size=10)
+    with pytest.raises(ConfigError, match="plateau.*no validation set"):
+        make_trainer(tmp_path, data=data, scheduler="plateau").fit()
+    assert not (tmp_path / "run" / "last.ckpt").exists()

@@ -93,8 +93,15 @@ def _train(args: argparse.Namespace) -> int:
         raise ConfigError("finetune-kit train needs --config FILE (or --resume CKPT). "
                           "Try: finetune-kit train --config examples/configs/quickstart.toml")
     config = apply_overrides(config, args.overrides + _flag_overrides(args))
-    trainer = build_trainer(config, resume=args.resume)
-    history = trainer.fit(resume=args.resume)
+    if config.finetune.recipe is not None:
+        from finetune_kit.finetuner import FineTuner
+
+        tuner = FineTuner.from_config(config)
+        history = tuner.fit(resume=args.resume is not None)
+        trainer = tuner.trainer
+    else:
+        trainer = build_trainer(config, resume=args.resume)
+        history = trainer.fit(resume=args.resume)
     if history.interrupted:
         return EXIT_INTERRUPTED
     if not args.no_test:

@@ -172,6 +172,9 @@ class OptimConfig:
         grad_clip: clip the gradient norm to this value (``None``: no clipping).
         grad_accum: accumulate gradients over this many batches per optimizer step.
         ema: decay of an exponential moving average of the weights (``None``: no EMA).
+        mixup_alpha: Beta(alpha, alpha) of mixup, applied per batch on the device (0: off).
+        cutmix_alpha: Beta(alpha, alpha) of cutmix (0: off); with both on, one is picked per
+            batch at random.
     """
 
     loss: str = "cross_entropy"
@@ -188,6 +191,8 @@ class OptimConfig:
     grad_clip: float | None = None
     grad_accum: int = 1
     ema: float | None = None
+    mixup_alpha: float = 0.0
+    cutmix_alpha: float = 0.0
 
     def __post_init__(self) -> None:
         _check_range("optim", "lr", self.lr, low=0.0, inclusive=False)
@@ -196,6 +201,8 @@ class OptimConfig:
         _check_range("optim", "warmup_epochs", self.warmup_epochs, low=0.0)
         _check_range("optim", "grad_clip", self.grad_clip, low=0.0, inclusive=False)
         _check_range("optim", "grad_accum", self.grad_accum, low=1)
+        _check_range("optim", "mixup_alpha", self.mixup_alpha, low=0.0)
+        _check_range("optim", "cutmix_alpha", self.cutmix_alpha, low=0.0)
         if not 0.0 <= self.label_smoothing < 1.0:
             raise ConfigError(f"optim.label_smoothing must be in [0, 1), got {self.label_smoothing!r}.")
         if self.ema is not None and not 0.0 < self.ema < 1.0:
@@ -210,15 +217,22 @@ class FinetuneConfig:
         strategy: a registered freezing strategy (``finetune-kit list strategies``).
         bn_policy: ``"eval"`` (frozen BatchNorm keeps its running stats), ``"train"`` or
             ``"frozen_affine"``.
-        options: extra keyword arguments for the strategy (e.g. ``{n = 2}``).
+        options: extra keyword arguments for the strategy (e.g. ``{n = 2}``); for a recipe,
+            ``decay`` (two_stage) and ``every`` (gradual).
+        recipe: run a FineTuner recipe (``"two_stage"``, ``"gradual"``, ``"linear_probe"``)
+            instead of one Trainer run with ``strategy``.
+        freeze_epochs: epochs of the head-only stage of the ``two_stage`` recipe.
     """
 
     strategy: str = "full"
     bn_policy: str = "eval"
     options: dict[str, Any] = field(default_factory=dict)
+    recipe: str | None = None
+    freeze_epochs: int = 1
 
     def __post_init__(self) -> None:
         _check_choice("finetune", "bn_policy", self.bn_policy, ("eval", "train", "frozen_affine"))
+        _check_range("finetune", "freeze_epochs", self.freeze_epochs, low=1)
 
 
 PRECISIONS = ("32", "bf16-mixed", "16-mixed")
@@ -243,6 +257,8 @@ class TrainConfig:
             epoch (``None``: at the end of each epoch only).
         log_every: read the running loss from the device every this many steps.
         progress: show tqdm progress bars.
+        metrics: extra validation metrics besides loss and accuracy (``finetune-kit list
+            metrics``), logged as ``val_<name>``, e.g. ``["top_k_accuracy", "f1"]``.
     """
 
     epochs: int = 5
@@ -258,6 +274,7 @@ class TrainConfig:
     checkpoint_every: int | None = None
     log_every: int = 50
     progress: bool = True
+    metrics: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         _check_range("train", "epochs", self.epochs, low=1)

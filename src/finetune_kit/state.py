@@ -28,6 +28,7 @@ class TrainState:
         epoch: the current epoch, 0-based (after the last epoch: ``epochs``).
         batch: batches finished in the current epoch.
         global_step: optimizer steps taken since the start of the run.
+        skipped_steps: optimizer steps the fp16 gradient scaler skipped (inf/NaN gradients).
         metrics: the current epoch's row as it fills (``train_loss``, ``val_accuracy`` ...).
         last_loss: the last batch's loss, a device tensor (read it sparingly: it syncs).
         last_batch_size: images in the last batch.
@@ -39,6 +40,7 @@ class TrainState:
     epoch: int = 0
     batch: int = 0
     global_step: int = 0
+    skipped_steps: int = 0
     metrics: dict[str, Any] = field(default_factory=dict)
     last_loss: torch.Tensor | None = None
     last_batch_size: int = 0

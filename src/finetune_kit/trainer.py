@@ -47,23 +47,26 @@ from finetune_kit.ema import ModelEma
 from finetune_kit.errors import CheckpointError, ConfigError, TrainingError
 from finetune_kit.freezing import apply_strategy
 from finetune_kit.loggers import CSVLogger
+from finetune_kit.data.sampling import derive_seed
 from finetune_kit.losses import create_loss
+from finetune_kit.metrics import Metrics
 from finetune_kit.models import model_info
 from finetune_kit.optim import create_optimizer, param_groups
 from finetune_kit.progress import ProgressBar
 from finetune_kit.registry import did_you_mean
+from finetune_kit.regularization import MixupCutmix
 from finetune_kit.report import classification_report
 from finetune_kit.rundir import RunDir
 from finetune_kit.runtime import Precision, configure_determinism, resolve_device, seed_everything
 from finetune_kit.schedulers import create_scheduler
 from finetune_kit.state import History, TrainState
 
-__all__ = ["Trainer"]
+__all__ = ["Trainer", "route_options"]
 
 TRAINER_SECTIONS = ("loader", "optim", "finetune", "train")
 
 
-def _route_options(config: RunConfig, options: dict[str, Any]) -> RunConfig:
+def route_options(config: RunConfig, options: dict[str, Any]) -> RunConfig:
     """Put flat keyword arguments (``lr=0.1``) into the config section that owns them."""
     owners = {f.name: name for name in TRAINER_SECTIONS for f in dataclasses.fields(SECTIONS[name])}
     sections = {name: dataclasses.asdict(getattr(config, name)) for name in TRAINER_SECTIONS}
@@ -101,7 +104,7 @@ class Trainer:
 
     def __init__(self, model: nn.Module, data: DataBundle, *, config: RunConfig | None = None,
                  callbacks: list[Callback] | None = None, **options: Any) -> None:
-        self.config = _route_options(config or RunConfig(), options)
+        self.config = route_options(config or RunConfig(), options)
         self.model = model
         self.data = data
         self.callbacks = CallbackList(self._default_callbacks(list(callbacks or [])))
@@ -147,7 +150,10 @@ class Trainer:
             seed_everything(cfg.train.seed)
         configure_determinism(cfg.train.deterministic, self.device)
         self._prepare_model_and_loaders()
-        self.loss_fn = create_loss(cfg.optim.loss, label_smoothing=cfg.optim.label_smoothing)
+        self.mixer = self._make_mixer()
+        # With mixup/cutmix the soft targets already carry the label smoothing.
+        smoothing = 0.0 if self.mixer is not None else cfg.optim.label_smoothing
+        self.loss_fn = create_loss(cfg.optim.loss, label_smoothing=smoothing)
         self.plan = apply_strategy(self.model, cfg.finetune.strategy, bn_policy=cfg.finetune.bn_policy,
                                    **cfg.finetune.options)
         self._added_groups: list[list[str]] = []
@@ -173,8 +179,18 @@ class Trainer:
             eval_batch_size=cfg.loader.eval_batch_size, channels_last=channels_last,
         )
 
+    def _make_mixer(self) -> MixupCutmix | None:
+        opt = self.config.optim
+        if opt.mixup_alpha == 0 and opt.cutmix_alpha == 0:
+            return None
+        return MixupCutmix(opt.mixup_alpha, opt.cutmix_alpha, label_smoothing=opt.label_smoothing,
+                           num_classes=self.data.num_classes, generator=torch.Generator())
+
     def _build_optimizer(self) -> None:
         opt = self.config.optim
+        if opt.scheduler == "plateau" and self.data.val is None:
+            raise ConfigError("scheduler='plateau' follows the validation loss, but there is no "
+                              "validation set: set data.val_fraction > 0 or choose another scheduler.")
         groups = param_groups(self.model, weight_decay=opt.weight_decay,
                               no_decay_norm_bias=opt.no_decay_norm_bias,
                               lr_multipliers=self.plan.lr_multipliers())
@@ -286,9 +302,14 @@ class Trainer:
             self._running = torch.zeros(3, dtype=torch.float64, device=self.device)
         batches = loader.iter_epoch(self.state.epoch, start_batch=self.state.batch)
         for x, y in batches:
+            targets = y
+            if self.mixer is not None:  # seeded by position, so a resumed run mixes the same way
+                self.mixer.generator.manual_seed(
+                    derive_seed("mix", cfg.seed, self.state.epoch, self.state.batch))
+                x, targets = self.mixer(x, y)
             with self.precision.autocast(self.device):
                 logits = self.forward_model(x)
-                loss = self.loss_fn(logits, y)
+                loss = self.loss_fn(logits, targets)
             self.scaler.scale(loss / opt.grad_accum).backward()
             self.state.batch += 1
             if self.state.batch % opt.grad_accum == 0 or self.state.batch == len(loader):
@@ -305,10 +326,16 @@ class Trainer:
     def _optimizer_step(self) -> None:
         opt = self.config.optim
         if opt.grad_clip is not None:
-            self.scaler.unscale_(self.optimizer)
+            if self.precision.use_scaler:
+                self.scaler.unscale_(self.optimizer)
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), opt.grad_clip)
-        self.scaler.step(self.optimizer)
-        self.scaler.update()
+        if self.precision.use_scaler:  # a skipped step (inf/NaN gradients) lowers the scale
+            scale = self.scaler.get_scale()
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+            self.state.skipped_steps += int(self.scaler.get_scale() < scale)
+        else:
+            self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
         if self.ema is not None:
             self.ema.update(self.model)
@@ -343,9 +370,12 @@ class Trainer:
                 "Lower the learning rate, add grad_clip, or use precision='32'."
             )
         self.state.metrics["lr"] = float(self.optimizer.param_groups[0]["lr"])
+        if self.precision.use_scaler:
+            self.state.metrics["skipped_steps"] = self.state.skipped_steps
         if self.loaders.val is not None:
-            loss, confusion = self._evaluate_loader(self.loaders.val)
-            self.state.metrics.update(val_loss=loss, val_accuracy=_accuracy(confusion))
+            values = self._evaluate_loader(self.loaders.val)
+            self.state.metrics.update({f"val_{k}": v for k, v in values.items()
+                                       if isinstance(v, (int, float))})
         self.callbacks.fire("validation_end", self)
 
     def _finish_epoch(self) -> None:
@@ -357,25 +387,25 @@ class Trainer:
         self.state.metrics = {}
 
     # ------------------------------------------------------------ evaluate
-    def _eval_model(self) -> nn.Module:
+    @property
+    def eval_model(self) -> nn.Module:
+        """The weights evaluation uses: the EMA copy when ``ema`` is set, else the model."""
         return self.ema.module if self.ema is not None else self.model
 
     @torch.no_grad()
-    def _evaluate_loader(self, loader) -> tuple[float, torch.Tensor]:
-        """Mean loss and confusion matrix (rows: true class, columns: predicted) over a loader."""
-        model = self._eval_model()
+    def _evaluate_loader(self, loader) -> dict[str, Any]:
+        """Loss, accuracy, confusion matrix and the configured extra metrics over a loader."""
+        model = self.eval_model
         was_training = model.training
         model.eval()
-        c = self.data.num_classes
-        confusion = torch.zeros(c * c, dtype=torch.int64, device=self.device)
-        loss_sum = torch.zeros((), dtype=torch.float64, device=self.device)
+        names = ["loss", "accuracy", "confusion_matrix", *self.config.train.metrics]
+        metrics = Metrics(list(dict.fromkeys(names)), self.data.num_classes, device=self.device)
         for x, y in loader.iter_epoch(0):
             with self.precision.autocast(self.device):
-                logits = model(x)
-            loss_sum += torch.nn.functional.cross_entropy(logits.float(), y, reduction="sum").double()
-            confusion += torch.bincount(y * c + logits.argmax(dim=1), minlength=c * c)
+                logits = model(x).float()
+            metrics.update(logits, y, loss=torch.nn.functional.cross_entropy(logits, y, reduction="none"))
         model.train(was_training)
-        return loss_sum.item() / max(loader.num_samples, 1), confusion.view(c, c).cpu()
+        return metrics.compute()
 
     def _ensure_ready(self) -> None:
         if self.loaders is None:  # evaluating weights without fitting (e.g. a loaded checkpoint)
@@ -391,8 +421,8 @@ class Trainer:
         loader = {"val": self.loaders.val, "test": self.loaders.test}.get(split)
         if loader is None:
             raise ConfigError(f"evaluate(split={split!r}): use 'val' or 'test' (and a val_fraction > 0 for 'val').")
-        loss, confusion = self._evaluate_loader(loader)
-        return {"loss": loss, "accuracy": _accuracy(confusion)}
+        values = self._evaluate_loader(loader)
+        return {k: v for k, v in values.items() if isinstance(v, (int, float))}
 
     def test(self, *, save: bool = True, print_report: bool = True):
         """Evaluate on the test set and build the full classification report.
@@ -407,9 +437,10 @@ class Trainer:
         if self.loaders.test is None:
             raise ConfigError(f"Dataset {self.data.name!r} has no test split; pass test=(images, "
                               "labels) to create_datasets, or use evaluate('val').")
-        loss, confusion = self._evaluate_loader(self.loaders.test)
+        values = self._evaluate_loader(self.loaders.test)
+        confusion = torch.tensor(values["confusion_matrix"])
         report = classification_report(confusion, class_names=list(self.data.class_names))
-        report.loss = loss
+        report.loss = loss = values["loss"]
         if save and self.run_dir is not None:
             self.run_dir.path("report.txt").write_text(report.text() + "\n", encoding="utf-8")
             self.run_dir.path("report.json").write_text(report.to_json(), encoding="utf-8")
@@ -453,7 +484,8 @@ class Trainer:
             "added_groups": [list(names) for names in self._added_groups],
             "callbacks": self.callbacks.state_dict(),
             "position": {"epoch": self.state.epoch, "batch": self.state.batch,
-                         "global_step": self.state.global_step},
+                         "global_step": self.state.global_step,
+                         "skipped_steps": self.state.skipped_steps},
             "running": self._running.cpu() if self._running is not None else None,
             "history": [dict(row) for row in self.history.rows],
             "rng": ckpt.capture_rng_state(),
@@ -483,15 +515,11 @@ class Trainer:
         self.callbacks.load_state_dict(state.get("callbacks", {}))
         pos = state["position"]
         self.state.epoch, self.state.batch, self.state.global_step = pos["epoch"], pos["batch"], pos["global_step"]
+        self.state.skipped_steps = pos.get("skipped_steps", 0)
         running = state.get("running")
         self._running = running.to(self.device) if running is not None else None
         self.history = History(state.get("history", []))
         ckpt.restore_rng_state(state["rng"])
-
-
-def _accuracy(confusion: torch.Tensor) -> float:
-    total = int(confusion.sum())
-    return float(confusion.diagonal().sum()) / total if total else 0.0
 
 
 class _SignalGuard:
