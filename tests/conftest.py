@@ -69,11 +69,18 @@ def _isolated_home(tmp_path_factory, monkeypatch):
     monkeypatch.delenv("FINETUNE_KIT_DATA", raising=False)
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def fashion_mnist_dir() -> Path:
-    """The real Fashion-MNIST IDX files (Debian's dataset-fashion-mnist); skip if absent."""
+    """The real Fashion-MNIST IDX files (Debian's dataset-fashion-mnist).
+
+    Outside CI a machine without them skips the real-data tests; in CI (``CI`` set) their
+    absence is a failure, since `make test` installs them.
+    """
     if not (FASHION_MNIST_DIR / "train-images-idx3-ubyte.gz").exists():
-        pytest.skip("dataset-fashion-mnist is not installed (apt-get install dataset-fashion-mnist)")
+        message = "dataset-fashion-mnist is not installed (apt-get install dataset-fashion-mnist)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
     return FASHION_MNIST_DIR
 
 

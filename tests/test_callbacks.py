@@ -23,6 +23,8 @@ from finetune_kit.state import TrainState
 class FakeTrainer:
     """Just enough of a Trainer for callbacks: state, run_dir, request_stop, save_checkpoint."""
 
+    is_main = True
+
     def __init__(self, run_dir=None):
         self.state = TrainState()
         self.run_dir = run_dir

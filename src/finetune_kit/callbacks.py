@@ -221,7 +221,8 @@ class ModelCheckpoint(Callback):
         self.kept.append((value, name))
         self.kept.sort(key=lambda item: item[0], reverse=self.mode == "max")
         for _, dropped in self.kept[self.save_top_k:]:
-            trainer.run_dir.path(dropped).unlink(missing_ok=True)
+            if trainer.is_main:
+                trainer.run_dir.path(dropped).unlink(missing_ok=True)
         self.kept = self.kept[: self.save_top_k]
         if self.kept[0][1] == name:
             trainer.save_checkpoint("best.ckpt")

@@ -15,6 +15,7 @@ import traceback
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from finetune_kit.distributed import teardown
 from finetune_kit.errors import ConfigError, FinetuneKitError
 
 __all__ = ["main"]
@@ -175,6 +176,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("finetune-kit: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    finally:
+        teardown()  # under torchrun: leave the process group cleanly, also on errors
 
 
 if __name__ == "__main__":  # pragma: no cover

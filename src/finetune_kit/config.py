@@ -244,7 +244,8 @@ class TrainConfig:
 
     Args:
         epochs: number of epochs.
-        max_steps: stop after this many optimizer steps (``None``: run all epochs).
+        max_steps: stop after this many optimizer steps (``None``: run all epochs); a stop inside
+            an epoch saves ``last.ckpt`` at that exact position and records no epoch row.
         precision: ``"32"``, ``"bf16-mixed"`` or ``"16-mixed"``.
         device: ``"auto"``, ``"cpu"``, ``"cuda"``, ``"cuda:N"`` or ``"mps"``.
         seed: seed for weights of new layers, data order and augmentation.
@@ -255,7 +256,9 @@ class TrainConfig:
         overwrite: allow reusing an existing run directory (its run files are replaced).
         checkpoint_every: also write ``last.ckpt`` every this many optimizer steps inside an
             epoch (``None``: at the end of each epoch only).
-        log_every: read the running loss from the device every this many steps.
+        log_every: read the running loss from the device every this many steps (and, under
+            DDP, check for a stop signal).
+        sync_batchnorm: under DDP, turn BatchNorm layers into SyncBatchNorm.
         progress: show tqdm progress bars.
         metrics: extra validation metrics besides loss and accuracy (``finetune-kit list
             metrics``), logged as ``val_<name>``, e.g. ``["top_k_accuracy", "f1"]``.
@@ -273,6 +276,7 @@ class TrainConfig:
     overwrite: bool = False
     checkpoint_every: int | None = None
     log_every: int = 50
+    sync_batchnorm: bool = False
     progress: bool = True
     metrics: list[str] = field(default_factory=list)
 

@@ -33,6 +33,8 @@ class CSVLogger(Callback):
         filename: file name inside the run directory.
     """
 
+    main_process_only = True  # under DDP only rank 0 writes
+
     def __init__(self, filename: str = "metrics.csv") -> None:
         self.filename = filename
 
@@ -52,6 +54,8 @@ class CSVLogger(Callback):
 class JSONLogger(Callback):
     """Write the epoch rows as a JSON list to ``metrics.json`` in the run directory."""
 
+    main_process_only = True  # under DDP only rank 0 writes
+
     def __init__(self, filename: str = "metrics.json") -> None:
         self.filename = filename
 
@@ -66,6 +70,8 @@ class TensorBoardLogger(Callback):
     Raises:
         ConfigError: tensorboard is not installed (``pip install tensorboard``).
     """
+
+    main_process_only = True  # under DDP only rank 0 writes
 
     def __init__(self, subdir: str = "tensorboard") -> None:
         try:

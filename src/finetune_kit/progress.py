@@ -31,6 +31,8 @@ class ProgressBar(Callback):
         leave: keep each finished batch bar on screen.
     """
 
+    main_process_only = True  # under DDP only rank 0 writes
+
     def __init__(self, leave: bool = False) -> None:
         self.leave = leave
         self.epoch_bar = None

@@ -34,7 +34,7 @@ class RunDir:
         self.root = root
 
     @classmethod
-    def create(cls, root: str | Path, *, overwrite: bool = False) -> RunDir:
+    def create(cls, root: str | Path, *, overwrite: bool = False, write: bool = True) -> RunDir:
         """Make a new run directory, refusing to reuse one that holds files.
 
         Args:
@@ -42,10 +42,20 @@ class RunDir:
             overwrite: allow a directory that holds a previous run (one with ``config.toml``);
                 its run files are replaced as the new run writes them. A non-empty directory
                 that is not a run directory is always refused.
+            write: create it (False on the non-writing ranks of a distributed run).
 
         Raises:
             OutputDirError: the directory exists and is not empty, or cannot be written.
         """
+        cls.check_available(root, overwrite=overwrite)
+        run = cls(Path(root))
+        if write:
+            run._make_writable()
+        return run
+
+    @staticmethod
+    def check_available(root: str | Path, *, overwrite: bool = False) -> None:
+        """Raise :class:`OutputDirError` if a new run may not use ``root`` (reads only)."""
         root = Path(root)
         if root.exists() and not root.is_dir():
             raise OutputDirError(f"Output path {root} exists and is a file; choose a directory name.")
@@ -61,18 +71,16 @@ class RunDir:
                     f"Refusing to overwrite {root}: it is not empty and does not look like a run "
                     f"directory (no {MARKER}). Choose another --output-dir."
                 )
-        run = cls(root)
-        run._make_writable()
-        return run
 
     @classmethod
-    def for_resume(cls, root: str | Path) -> RunDir:
+    def for_resume(cls, root: str | Path, *, write: bool = True) -> RunDir:
         """Reopen an existing run directory to continue writing into it."""
         root = Path(root)
         if not root.is_dir():
             raise OutputDirError(f"Cannot resume: run directory {root} does not exist.")
         run = cls(root)
-        run._make_writable()
+        if write:
+            run._make_writable()
         return run
 
     def _make_writable(self) -> None:

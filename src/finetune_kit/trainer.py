@@ -20,6 +20,7 @@ Example:
 
 from __future__ import annotations
 
+import atexit
 import dataclasses
 import math
 import signal
@@ -44,6 +45,15 @@ from finetune_kit.callbacks import (
 from finetune_kit.config import SECTIONS, RunConfig, build_section, save_config
 from finetune_kit.data import DataBundle, make_loaders
 from finetune_kit.ema import ModelEma
+from finetune_kit.distributed import (
+    DistEnv,
+    all_gather_objects,
+    all_reduce_sum,
+    barrier,
+    init_distributed,
+    teardown,
+    wrap_ddp,
+)
 from finetune_kit.errors import CheckpointError, ConfigError, TrainingError
 from finetune_kit.freezing import apply_strategy
 from finetune_kit.loggers import CSVLogger
@@ -107,10 +117,13 @@ class Trainer:
         self.config = route_options(config or RunConfig(), options)
         self.model = model
         self.data = data
+        self.dist = DistEnv.from_environ()
         self.callbacks = CallbackList(self._default_callbacks(list(callbacks or [])))
         self.state = TrainState()
         self.history = History()
         self.device = resolve_device(self.config.train.device)
+        if self.dist.is_distributed and self.device.type == "cuda":
+            self.device = torch.device("cuda", self.dist.local_rank)  # one GPU per process
         self.precision = Precision.resolve(self.config.train.precision, self.device)
         self.run_dir: RunDir | None = None
         self.loaders = None
@@ -134,22 +147,36 @@ class Trainer:
         ]
         if self.config.train.progress:
             defaults.insert(0, ProgressBar())
-        return [cb for cb in defaults if type(cb) not in have] + given
+        chosen = [cb for cb in defaults if type(cb) not in have] + given
+        # Under DDP only rank 0 shows progress and writes logs and plots.
+        return [cb for cb in chosen if self.is_main or not getattr(cb, "main_process_only", False)]
+
+    @property
+    def is_main(self) -> bool:
+        """True in the process that writes files: rank 0 under DDP, always in a single process."""
+        return self.dist.is_main
 
     def _setup(self, resume: str | Path | None) -> dict[str, Any] | None:
         """Build run directory, loaders, loss, optimizer, scheduler; load a checkpoint to resume."""
         cfg = self.config
         state = None
+        if init_distributed(self.dist, self.device):
+            atexit.register(teardown)
         if resume is not None:
             path = self._resolve_resume(resume)
             state = ckpt.load_checkpoint(path, map_location="cpu")
             self._check_resume_compatible(state, path)
-            self.run_dir = RunDir.for_resume(path.parent)
+            self.run_dir = RunDir.for_resume(path.parent, write=self.is_main)
         else:
-            self.run_dir = RunDir.create(cfg.train.output_dir, overwrite=cfg.train.overwrite)
-            seed_everything(cfg.train.seed)
+            RunDir.check_available(cfg.train.output_dir, overwrite=cfg.train.overwrite)
+            barrier()  # every rank has checked before rank 0 creates the directory
+            self.run_dir = RunDir.create(cfg.train.output_dir, overwrite=cfg.train.overwrite,
+                                         write=self.is_main)
+            seed_everything(cfg.train.seed + self.dist.rank)  # dropout differs across ranks
         configure_determinism(cfg.train.deterministic, self.device)
         self._prepare_model_and_loaders()
+        if cfg.train.sync_batchnorm and self.dist.is_distributed:
+            self.model = nn.SyncBatchNorm.convert_sync_batchnorm(self.model)
         self.mixer = self._make_mixer()
         # With mixup/cutmix the soft targets already carry the label smoothing.
         smoothing = 0.0 if self.mixer is not None else cfg.optim.label_smoothing
@@ -160,9 +187,16 @@ class Trainer:
         self._build_optimizer()
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.precision.use_scaler)
         self.ema = ModelEma(self.model, decay=cfg.optim.ema) if cfg.optim.ema else None
-        self.forward_model = torch.compile(self.model) if cfg.train.compile else self.model
-        self._write_run_files()
+        self._wrap_model()
+        if self.is_main:
+            self._write_run_files()
+        barrier()
         return state
+
+    def _wrap_model(self) -> None:
+        """DDP over the trainable parameters (rebuilt after an unfreeze), then torch.compile."""
+        wrapped = wrap_ddp(self.model, self.device)
+        self.forward_model = torch.compile(wrapped) if self.config.train.compile else wrapped
 
     def _prepare_model_and_loaders(self) -> None:
         """Move the model to the device (channels_last on CUDA by default) and make the loaders."""
@@ -177,6 +211,7 @@ class Trainer:
             self.data, batch_size=cfg.loader.batch_size, device=self.device, loader=cfg.loader.loader,
             augment=cfg.loader.augment, seed=cfg.train.seed, num_workers=cfg.loader.num_workers,
             eval_batch_size=cfg.loader.eval_batch_size, channels_last=channels_last,
+            rank=self.dist.rank, world_size=self.dist.world_size,
         )
 
     def _make_mixer(self) -> MixupCutmix | None:
@@ -216,6 +251,8 @@ class Trainer:
             if group["params"]:
                 self.scheduler.add_param_group(group)
         self._added_groups.append(list(names))
+        if self.dist.is_distributed:
+            self._wrap_model()  # DDP registers only the parameters trainable at wrap time
 
     def _write_run_files(self) -> None:
         run_config = dataclasses.replace(self.config)
@@ -284,8 +321,11 @@ class Trainer:
                     self._add_param_group(unfrozen)
             self.callbacks.fire("train_epoch_start", self)
             self._train_epoch()
-            if self._stop_signal is not None:
+            if self._signal_received():
                 self._save_interrupted()
+                return
+            if self.state.batch < len(self.loaders.train):  # max_steps reached mid-epoch
+                self.save_checkpoint("last.ckpt")  # the exact position, so it can be resumed
                 return
             self.callbacks.fire("train_epoch_end", self)
             self._validate()
@@ -320,7 +360,7 @@ class Trainer:
             if cfg.max_steps is not None and self.state.global_step >= cfg.max_steps:
                 self.request_stop(f"reached max_steps={cfg.max_steps}")
                 break
-            if self._stop_signal is not None and self.at_step_boundary():
+            if self.at_step_boundary() and self._signal_received(self.state.batch == len(loader)):
                 return
 
     def _optimizer_step(self) -> None:
@@ -355,13 +395,25 @@ class Trainer:
         return self.state.batch % self.config.optim.grad_accum == 0 or \
             self.state.batch == len(self.loaders.train)
 
+    def _signal_received(self, force_check: bool = True) -> bool:
+        """Whether SIGINT/SIGTERM arrived; under DDP all ranks agree (checked every log_every steps)."""
+        if not self.dist.is_distributed:
+            return self._stop_signal is not None
+        if not force_check and self.state.global_step % self.config.train.log_every:
+            return False
+        flag = torch.tensor([0.0 if self._stop_signal is None else 1.0], device=self.device)
+        if all_reduce_sum(flag).item() > 0:
+            self._stop_signal = self._stop_signal or "SIGTERM"
+            return True
+        return False
+
     def running_loss(self) -> float:
         """Mean training loss of the current epoch so far (reads from the device)."""
         loss_sum, _, seen = self._running.tolist()
         return loss_sum / max(seen, 1.0)
 
     def _validate(self) -> None:
-        loss_sum, correct, seen = self._running.tolist()
+        loss_sum, correct, seen = all_reduce_sum(self._running.clone()).tolist()
         self.state.metrics.update(epoch=self.state.epoch + 1, step=self.state.global_step,
                                   train_loss=loss_sum / max(seen, 1), train_accuracy=correct / max(seen, 1))
         if not math.isfinite(self.state.metrics["train_loss"]):
@@ -405,6 +457,7 @@ class Trainer:
                 logits = model(x).float()
             metrics.update(logits, y, loss=torch.nn.functional.cross_entropy(logits, y, reduction="none"))
         model.train(was_training)
+        metrics.sync(all_reduce_sum)  # sums of counts over ranks, not averages of averages
         return metrics.compute()
 
     def _ensure_ready(self) -> None:
@@ -441,10 +494,10 @@ class Trainer:
         confusion = torch.tensor(values["confusion_matrix"])
         report = classification_report(confusion, class_names=list(self.data.class_names))
         report.loss = loss = values["loss"]
-        if save and self.run_dir is not None:
+        if save and self.run_dir is not None and self.is_main:
             self.run_dir.path("report.txt").write_text(report.text() + "\n", encoding="utf-8")
             self.run_dir.path("report.json").write_text(report.to_json(), encoding="utf-8")
-        if print_report:
+        if print_report and self.is_main:
             print(f"\nTest set: {int(confusion.sum())} images, loss {loss:.4f}\n{report.text()}")
         self.state.test_report = report
         self.callbacks.fire("test_end", self)
@@ -463,14 +516,22 @@ class Trainer:
         path = self.save_checkpoint("last.ckpt")
         self.history.interrupted = True
         self.state.stop_reason = f"interrupted by {self._stop_signal}"
-        print(f"\nStopped by {self._stop_signal}: checkpoint saved to {path}.\n"
-              f"Resume with: finetune-kit train --config {self.run_dir.path('config.toml')} "
-              f"--resume {path}", file=sys.stderr)
+        if self.is_main:
+                print(f"\nStopped by {self._stop_signal}: checkpoint saved to {path}.\n"
+                  f"Resume with: finetune-kit train --config {self.run_dir.path('config.toml')} "
+                  f"--resume {path}", file=sys.stderr)
 
     # ---------------------------------------------------------- checkpoints
     def save_checkpoint(self, name: str) -> Path:
-        """Write the full training state to ``name`` in the run directory, atomically."""
+        """Write the full training state to ``name`` in the run directory, atomically.
+
+        Under DDP every rank calls this (each contributes its RNG state); rank 0 writes.
+        """
         path = self.run_dir.path(name)
+        rng_all = all_gather_objects(ckpt.capture_rng_state())
+        if not self.is_main:
+            barrier()
+            return path
         info = model_info(self.model)
         state = {
             "format": ckpt.CHECKPOINT_FORMAT,
@@ -488,12 +549,14 @@ class Trainer:
                          "skipped_steps": self.state.skipped_steps},
             "running": self._running.cpu() if self._running is not None else None,
             "history": [dict(row) for row in self.history.rows],
-            "rng": ckpt.capture_rng_state(),
+            "rng": rng_all[0],
+            "rng_per_rank": rng_all,
             "config": self.config.to_dict(),
             "data_meta": self.data.meta(),
             "model_info": info.to_dict(),
         }
         ckpt.save_checkpoint(state, path)
+        barrier()
         return path
 
     def _load_training_state(self, state: dict[str, Any]) -> None:
@@ -519,7 +582,9 @@ class Trainer:
         running = state.get("running")
         self._running = running.to(self.device) if running is not None else None
         self.history = History(state.get("history", []))
-        ckpt.restore_rng_state(state["rng"])
+        per_rank = state.get("rng_per_rank") or [state["rng"]]
+        same_world = len(per_rank) == self.dist.world_size
+        ckpt.restore_rng_state(per_rank[self.dist.rank] if same_world else state["rng"])
 
 
 class _SignalGuard:
