@@ -37,7 +37,7 @@ class TermOnRankZero(Callback):
 
     def on_train_batch_end(self, trainer):
         if trainer.dist.rank == 0 and trainer.state.global_step == 9:
-            trainer._stop_signal = "SIGTERM"
+            trainer.stop_signal = "SIGTERM"
 
 
 def main(out: Path) -> None:

@@ -80,7 +80,7 @@ class Interrupt(Callback):
 
     def on_train_batch_end(self, trainer):
         if trainer.state.global_step == self.step:
-            trainer._stop_signal = "SIGTERM"
+            trainer.stop_signal = "SIGTERM"
 
 
 def test_resume_in_second_stage_matches_uninterrupted(tmp_path, data):

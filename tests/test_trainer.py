@@ -32,7 +32,8 @@ class TinyNet(torch.nn.Module):
 
 @pytest.fixture(autouse=True)
 def tiny_net_registered():
-    fk.register_model("tiny_test_net", lambda num_classes, in_channels, **kw: TinyNet(num_classes, in_channels))
+    fk.register_model("tiny_test_net",
+                      lambda num_classes, in_channels, **kw: TinyNet(num_classes, in_channels))
     yield
     fk.models.MODELS.unregister("tiny_test_net")
 
@@ -112,7 +113,7 @@ class StopAt(Callback):
 
     def on_train_batch_end(self, trainer):
         if trainer.state.global_step == self.step:
-            trainer._stop_signal = "SIGINT"
+            trainer.stop_signal = "SIGINT"
 
 
 def weights(model):

@@ -53,6 +53,22 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default="auto")
 
 
+def _add_predict(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("predict", help="predict the classes of image files with a trained model")
+    p.add_argument("--checkpoint", required=True, help="an export directory, a .ckpt file or a run directory")
+    p.add_argument("images", nargs="+", metavar="IMAGE", help="PNG or JPEG files")
+    p.add_argument("--top-k", type=int, default=5, help="classes shown per image")
+    p.add_argument("--device", default="cpu")
+
+
+def _add_export(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("export", help="write a run's weights as safetensors plus a JSON of metadata")
+    p.add_argument("--checkpoint", required=True, help="a .ckpt file or a run directory")
+    p.add_argument("--output", required=True, help="directory (or NAME.safetensors) to write")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing export")
+    p.add_argument("--no-ema", action="store_true", help="export the raw weights, not the EMA")
+
+
 def _add_list(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("list", help="list registered names of a kind")
     p.add_argument("kind", help="datasets, models, losses, optimizers, schedulers, metrics, strategies")
@@ -70,7 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="finetune-kit", description=__doc__.splitlines()[0])
     parser.add_argument("--debug", action="store_true", help="show tracebacks for errors")
     sub = parser.add_subparsers(dest="command", required=True)
-    for add in (_add_train, _add_evaluate, _add_list, _add_verify):
+    for add in (_add_train, _add_evaluate, _add_predict, _add_export, _add_list, _add_verify):
         add(sub)
     return parser
 
@@ -118,6 +134,21 @@ def _evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _predict(args: argparse.Namespace) -> int:
+    from finetune_kit.prediction import predict_command
+
+    print(predict_command(args.checkpoint, args.images, args.top_k, args.device))
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    from finetune_kit.exporting import export
+
+    path = export(args.checkpoint, args.output, use_ema=not args.no_ema, overwrite=args.overwrite)
+    print(f"Exported to {path}")
+    return 0
+
+
 def _list(args: argparse.Namespace) -> int:
     import finetune_kit as fk
 
@@ -147,7 +178,8 @@ def _verify_conv(args: argparse.Namespace) -> int:
     return 0 if passed else 1
 
 
-COMMANDS = {"train": _train, "evaluate": _evaluate, "list": _list, "verify-conv": _verify_conv}
+COMMANDS = {"train": _train, "evaluate": _evaluate, "predict": _predict, "export": _export,
+            "list": _list, "verify-conv": _verify_conv}
 
 
 def _one_line(exc: BaseException) -> str:

@@ -262,6 +262,8 @@ class TrainConfig:
         progress: show tqdm progress bars.
         metrics: extra validation metrics besides loss and accuracy (``finetune-kit list
             metrics``), logged as ``val_<name>``, e.g. ``["top_k_accuracy", "f1"]``.
+        tta: test-time augmentation for validation and test: ``"flip"`` averages the
+            predictions of each image and its mirror image (``None``: off).
     """
 
     epochs: int = 5
@@ -279,6 +281,7 @@ class TrainConfig:
     sync_batchnorm: bool = False
     progress: bool = True
     metrics: list[str] = field(default_factory=list)
+    tta: str | None = None
 
     def __post_init__(self) -> None:
         _check_range("train", "epochs", self.epochs, low=1)
@@ -287,6 +290,8 @@ class TrainConfig:
         _check_range("train", "checkpoint_every", self.checkpoint_every, low=1)
         _check_range("train", "seed", self.seed, low=0)
         _check_choice("train", "precision", str(self.precision), PRECISIONS)
+        if self.tta is not None:
+            _check_choice("train", "tta", self.tta, ("flip",))
         if not self.output_dir:
             raise ConfigError("train.output_dir must not be empty; give a directory such as 'runs/exp1'.")
 

@@ -69,7 +69,9 @@ class DistEnv:
             rank = int(environ.get("RANK", "0"))
             local = int(environ.get("LOCAL_RANK", str(rank)))
         except ValueError:
-            raise ConfigError("RANK, WORLD_SIZE and LOCAL_RANK must be integers; launch with torchrun.") from None
+            raise ConfigError(
+                "RANK, WORLD_SIZE and LOCAL_RANK must be integers; launch with torchrun."
+            ) from None
         if world < 1 or not 0 <= rank < world or local < 0:
             raise ConfigError(f"Inconsistent torchrun environment: RANK={rank}, WORLD_SIZE={world}, "
                               f"LOCAL_RANK={local}.")

@@ -23,9 +23,7 @@ from __future__ import annotations
 import atexit
 import dataclasses
 import math
-import signal
 import sys
-import threading
 from pathlib import Path
 from typing import Any
 
@@ -44,7 +42,7 @@ from finetune_kit.callbacks import (
 )
 from finetune_kit.config import SECTIONS, RunConfig, build_section, save_config
 from finetune_kit.data import DataBundle, make_loaders
-from finetune_kit.ema import ModelEma
+from finetune_kit.data.sampling import derive_seed
 from finetune_kit.distributed import (
     DistEnv,
     all_gather_objects,
@@ -54,14 +52,15 @@ from finetune_kit.distributed import (
     teardown,
     wrap_ddp,
 )
+from finetune_kit.ema import ModelEma
 from finetune_kit.errors import CheckpointError, ConfigError, TrainingError
+from finetune_kit.evaluation import evaluate_model
 from finetune_kit.freezing import apply_strategy
 from finetune_kit.loggers import CSVLogger
-from finetune_kit.data.sampling import derive_seed
 from finetune_kit.losses import create_loss
-from finetune_kit.metrics import Metrics
 from finetune_kit.models import model_info
 from finetune_kit.optim import create_optimizer, param_groups
+from finetune_kit.prediction import Predictions, predict
 from finetune_kit.progress import ProgressBar
 from finetune_kit.registry import did_you_mean
 from finetune_kit.regularization import MixupCutmix
@@ -69,6 +68,7 @@ from finetune_kit.report import classification_report
 from finetune_kit.rundir import RunDir
 from finetune_kit.runtime import Precision, configure_determinism, resolve_device, seed_everything
 from finetune_kit.schedulers import create_scheduler
+from finetune_kit.signals import StopOnSignal
 from finetune_kit.state import History, TrainState
 
 __all__ = ["Trainer", "route_options"]
@@ -130,7 +130,7 @@ class Trainer:
         self.optimizer: torch.optim.Optimizer | None = None
         self.scheduler = None
         self.ema: ModelEma | None = None
-        self._stop_signal: str | None = None
+        self.stop_signal: str | None = None  # set by SIGINT/SIGTERM: save and stop at the next step
         self._running = None  # device tensors: loss sum, correct, seen (current epoch)
 
     # ----------------------------------------------------------------- set-up
@@ -301,7 +301,7 @@ class Trainer:
         if saved is not None:
             self._load_training_state(saved)
         self.callbacks.fire("fit_start", self)
-        with self._signals_handled():
+        with StopOnSignal(self):
             try:
                 self._run_epochs()
             except BaseException as exc:
@@ -398,12 +398,12 @@ class Trainer:
     def _signal_received(self, force_check: bool = True) -> bool:
         """Whether SIGINT/SIGTERM arrived; under DDP all ranks agree (checked every log_every steps)."""
         if not self.dist.is_distributed:
-            return self._stop_signal is not None
+            return self.stop_signal is not None
         if not force_check and self.state.global_step % self.config.train.log_every:
             return False
-        flag = torch.tensor([0.0 if self._stop_signal is None else 1.0], device=self.device)
+        flag = torch.tensor([0.0 if self.stop_signal is None else 1.0], device=self.device)
         if all_reduce_sum(flag).item() > 0:
-            self._stop_signal = self._stop_signal or "SIGTERM"
+            self.stop_signal = self.stop_signal or "SIGTERM"
             return True
         return False
 
@@ -444,21 +444,11 @@ class Trainer:
         """The weights evaluation uses: the EMA copy when ``ema`` is set, else the model."""
         return self.ema.module if self.ema is not None else self.model
 
-    @torch.no_grad()
     def _evaluate_loader(self, loader) -> dict[str, Any]:
-        """Loss, accuracy, confusion matrix and the configured extra metrics over a loader."""
-        model = self.eval_model
-        was_training = model.training
-        model.eval()
-        names = ["loss", "accuracy", "confusion_matrix", *self.config.train.metrics]
-        metrics = Metrics(list(dict.fromkeys(names)), self.data.num_classes, device=self.device)
-        for x, y in loader.iter_epoch(0):
-            with self.precision.autocast(self.device):
-                logits = model(x).float()
-            metrics.update(logits, y, loss=torch.nn.functional.cross_entropy(logits, y, reduction="none"))
-        model.train(was_training)
-        metrics.sync(all_reduce_sum)  # sums of counts over ranks, not averages of averages
-        return metrics.compute()
+        cfg = self.config.train
+        return evaluate_model(self.eval_model, loader, num_classes=self.data.num_classes,
+                              precision=self.precision, device=self.device, metrics=cfg.metrics,
+                              tta=cfg.tta)
 
     def _ensure_ready(self) -> None:
         if self.loaders is None:  # evaluating weights without fitting (e.g. a loaded checkpoint)
@@ -473,7 +463,8 @@ class Trainer:
         self._ensure_ready()
         loader = {"val": self.loaders.val, "test": self.loaders.test}.get(split)
         if loader is None:
-            raise ConfigError(f"evaluate(split={split!r}): use 'val' or 'test' (and a val_fraction > 0 for 'val').")
+            raise ConfigError(f"evaluate(split={split!r}): use 'val' or 'test' "
+                              "(and a val_fraction > 0 for 'val').")
         values = self._evaluate_loader(loader)
         return {k: v for k, v in values.items() if isinstance(v, (int, float))}
 
@@ -503,21 +494,47 @@ class Trainer:
         self.callbacks.fire("test_end", self)
         return report
 
+    def predict(self, images: Any, *, top_k: int = 5, batch_size: int | None = None) -> Predictions:
+        """Class predictions for image files, uint8 tensors or a dataset split.
+
+        Images are preprocessed as the evaluation data is (resize, normalisation of the
+        dataset's preset) and classified by :attr:`eval_model`.
+
+        Args:
+            images: paths of PNG/JPEG files, a uint8 tensor ``(N, C, H, W)``, or a dataset.
+            top_k: how many classes :meth:`Predictions.table` shows per image.
+            batch_size: images per forward pass (default: the evaluation batch size).
+
+        Returns:
+            :class:`~finetune_kit.prediction.Predictions`: class indices, names, probabilities.
+
+        Example:
+            >>> import finetune_kit as fk, tempfile, torch
+            >>> data = fk.create_datasets("fake", num_classes=3, in_channels=1, image_size=28,
+            ...                           train_size=30, test_size=6)
+            >>> trainer = fk.Trainer(fk.create_model("convnet", num_classes=3, in_channels=1),
+            ...                      data, epochs=1, progress=False, output_dir=tempfile.mkdtemp())
+            >>> out = trainer.predict(torch.zeros(2, 1, 28, 28, dtype=torch.uint8))
+            >>> out.probabilities.shape
+            torch.Size([2, 3])
+        """
+        self._ensure_ready()
+        size = batch_size or self.config.loader.eval_batch_size or self.config.loader.batch_size
+        return predict(self.eval_model, images, meta=self.data.meta(), device=self.device,
+                       top_k=top_k, batch_size=size)
+
     # ------------------------------------------------------------ stopping
     def request_stop(self, reason: str) -> None:
         """Ask the loop to stop after the current epoch (callbacks call this)."""
         if self.state.stop_reason is None:
             self.state.stop_reason = reason
 
-    def _signals_handled(self):
-        return _SignalGuard(self)
-
     def _save_interrupted(self) -> None:
         path = self.save_checkpoint("last.ckpt")
         self.history.interrupted = True
-        self.state.stop_reason = f"interrupted by {self._stop_signal}"
+        self.state.stop_reason = f"interrupted by {self.stop_signal}"
         if self.is_main:
-                print(f"\nStopped by {self._stop_signal}: checkpoint saved to {path}.\n"
+                print(f"\nStopped by {self.stop_signal}: checkpoint saved to {path}.\n"
                   f"Resume with: finetune-kit train --config {self.run_dir.path('config.toml')} "
                   f"--resume {path}", file=sys.stderr)
 
@@ -577,7 +594,8 @@ class Trainer:
             self.ema.load_state_dict(state["ema"])
         self.callbacks.load_state_dict(state.get("callbacks", {}))
         pos = state["position"]
-        self.state.epoch, self.state.batch, self.state.global_step = pos["epoch"], pos["batch"], pos["global_step"]
+        self.state.epoch, self.state.batch = pos["epoch"], pos["batch"]
+        self.state.global_step = pos["global_step"]
         self.state.skipped_steps = pos.get("skipped_steps", 0)
         running = state.get("running")
         self._running = running.to(self.device) if running is not None else None
@@ -585,26 +603,3 @@ class Trainer:
         per_rank = state.get("rng_per_rank") or [state["rng"]]
         same_world = len(per_rank) == self.dist.world_size
         ckpt.restore_rng_state(per_rank[self.dist.rank] if same_world else state["rng"])
-
-
-class _SignalGuard:
-    """Turn SIGINT/SIGTERM into 'finish this step, save, stop' while the loop runs."""
-
-    def __init__(self, trainer: Trainer) -> None:
-        self.trainer = trainer
-        self.previous: dict[int, Any] = {}
-
-    def _handle(self, signum: int, frame: Any) -> None:
-        if self.trainer._stop_signal is not None:  # a second signal: stop now
-            raise KeyboardInterrupt
-        self.trainer._stop_signal = signal.Signals(signum).name
-
-    def __enter__(self) -> _SignalGuard:
-        if threading.current_thread() is threading.main_thread():
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                self.previous[sig] = signal.signal(sig, self._handle)
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        for sig, handler in self.previous.items():
-            signal.signal(sig, handler)
