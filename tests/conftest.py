@@ -34,11 +34,11 @@ class _NetworkRefused(socket.socket):
         if not local:
             raise OSError("network access is refused in the test suite")
 
-    def connect(self, address):  # noqa: D102
+    def connect(self, address):
         self._check(address)
         return super().connect(address)
 
-    def connect_ex(self, address):  # noqa: D102
+    def connect_ex(self, address):
         self._check(address)
         return super().connect_ex(address)
 

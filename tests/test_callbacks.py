@@ -43,7 +43,7 @@ class FakeTrainer:
 
 def test_misspelt_hook_raises_at_class_definition():
     with pytest.raises(ConfigError, match="on_epoch_ned is not a callback hook.*on_epoch_end"):
-        class Bad(Callback):  # noqa: F841
+        class Bad(Callback):
             def on_epoch_ned(self, trainer):
                 pass
 
