@@ -73,3 +73,11 @@ def test_names_cannot_escape(tmp_path, name):
 def test_nested_names_are_fine(tmp_path):
     run = RunDir.create(tmp_path / "run")
     assert run.path("plots/loss.png").parent.is_dir()
+
+
+def test_resume_removes_leftover_temp_files_only(tmp_path):
+    run = RunDir.create(tmp_path / "run")
+    (run.root / ".last.ckpt.abc123.tmp").write_bytes(b"partial")
+    (run.root / "notes.tmp").write_text("not ours: no leading dot")
+    RunDir.for_resume(run.root)
+    assert sorted(p.name for p in run.root.iterdir()) == ["notes.tmp"]

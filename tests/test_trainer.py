@@ -237,3 +237,11 @@ def test_plateau_needs_a_validation_set(tmp_path):
     with pytest.raises(ConfigError, match="plateau.*no validation set"):
         make_trainer(tmp_path, data=data, scheduler="plateau").fit()
     assert not (tmp_path / "run" / "last.ckpt").exists()
+
+
+@pytest.mark.parametrize("option", [dict(optimizer="sgdd"), dict(scheduler="cosin"), dict(loss="focall"),
+                                    dict(strategy="linear_prob")])
+def test_unknown_part_names_leave_no_run_directory(tmp_path, option):
+    with pytest.raises(fk.UnknownNameError, match="Did you mean"):
+        make_trainer(tmp_path, **option).fit()
+    assert not (tmp_path / "run").exists()

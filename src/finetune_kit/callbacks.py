@@ -208,8 +208,13 @@ class ModelCheckpoint(Callback):
             self._saved_at_step = step
 
     def on_epoch_end(self, trainer: Trainer) -> None:
+        # Top-k and best first, last.ckpt last: a run killed in between resumes from the
+        # previous last.ckpt and redoes this epoch, so the top-k bookkeeping stays exact.
+        self._update_top_k(trainer)
         if self.save_last:
             trainer.save_checkpoint("last.ckpt")
+
+    def _update_top_k(self, trainer: Trainer) -> None:
         if self.monitor is None or self.save_top_k == 0:
             return
         value = _monitored(trainer, self.monitor)
@@ -217,15 +222,15 @@ class ModelCheckpoint(Callback):
         if worst is not None and not _improved(value, worst, self.mode, 0.0):
             return
         name = f"epoch={trainer.state.epoch}-{self.monitor}={value:.4f}.ckpt"
-        trainer.save_checkpoint(name)
-        self.kept.append((value, name))
-        self.kept.sort(key=lambda item: item[0], reverse=self.mode == "max")
-        for _, dropped in self.kept[self.save_top_k:]:
-            if trainer.is_main:
-                trainer.run_dir.path(dropped).unlink(missing_ok=True)
-        self.kept = self.kept[: self.save_top_k]
+        ranked = sorted([*self.kept, (value, name)], key=lambda item: item[0],
+                        reverse=self.mode == "max")
+        self.kept, dropped = ranked[: self.save_top_k], ranked[self.save_top_k:]
+        trainer.save_checkpoint(name)  # saved with the updated list, so it resumes exactly too
         if self.kept[0][1] == name:
             trainer.save_checkpoint("best.ckpt")
+        for _, old in dropped:
+            if trainer.is_main:
+                trainer.run_dir.path(old).unlink(missing_ok=True)
 
     @property
     def best_path(self) -> str | None:

@@ -17,10 +17,9 @@ Example:
 
 from __future__ import annotations
 
-import os
+import io
 import pickle
 import random
-import tempfile
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -28,10 +27,10 @@ from typing import Any
 import numpy as np
 import torch
 
+from finetune_kit.atomic import atomic_write_bytes
 from finetune_kit.errors import CheckpointError
 
 __all__ = [
-    "atomic_write_bytes",
     "capture_rng_state",
     "find_checkpoint",
     "load_checkpoint",
@@ -42,52 +41,22 @@ __all__ = [
 CHECKPOINT_FORMAT = 1
 
 
-def _fsync_dir(directory: Path) -> None:
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:  # some filesystems do not allow opening directories
-        return
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+def save_checkpoint(state: dict[str, Any], path: str | Path) -> None:
+    """Save a checkpoint dict atomically (see the module docstring).
 
-
-def atomic_write_bytes(path: str | Path, write: Any) -> None:
-    """Write a file atomically: ``write(fileobj)`` fills a temp file that then replaces ``path``.
-
-    Args:
-        path: the final file.
-        write: a callable taking a binary file object.
-
-    Raises:
-        CheckpointError: the directory is not writable or the disk is full (the old file, if
-            any, is left untouched and the temp file removed).
+    The state is serialised in memory first, so a full disk surfaces as one clear
+    :class:`CheckpointError` from the write, never as an error inside ``torch.save``.
     """
-    path = Path(path)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    tmp = Path(tmp_name)
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    data = buffer.getbuffer()
     try:
-        with os.fdopen(fd, "wb") as handle:
-            write(handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-        _fsync_dir(path.parent)
+        atomic_write_bytes(path, lambda handle: handle.write(data))
     except OSError as exc:
-        tmp.unlink(missing_ok=True)
         raise CheckpointError(
             f"Could not write {path}: {exc.strerror or exc}. Free some disk space or choose "
             "another output directory; the previous file (if any) is unchanged."
         ) from exc
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
-def save_checkpoint(state: dict[str, Any], path: str | Path) -> None:
-    """Save a checkpoint dict atomically (see the module docstring)."""
-    atomic_write_bytes(path, lambda handle: torch.save(state, handle))
 
 
 def load_checkpoint(path: str | Path, *, map_location: str | torch.device = "cpu") -> dict[str, Any]:
@@ -110,6 +79,11 @@ def load_checkpoint(path: str | Path, *, map_location: str | torch.device = "cpu
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as exc:
+        if "global" not in str(exc).lower():  # no disallowed object: just not a checkpoint
+            raise CheckpointError(
+                f"Cannot read checkpoint {path}: it is not a torch checkpoint or it is corrupted "
+                f"({_first_line(exc)}). Use a .ckpt file written by finetune_kit."
+            ) from None
         raise CheckpointError(
             f"Refused to load {path}: it contains pickled objects that are not plain tensors or "
             f"data, which could run code ({_first_line(exc)}). Only load files you trust, and "

@@ -41,7 +41,8 @@ from safetensors import SafetensorError
 from torch import nn
 
 from finetune_kit._version import __version__
-from finetune_kit.checkpoint import atomic_write_bytes, find_checkpoint, load_checkpoint
+from finetune_kit.atomic import atomic_write_bytes
+from finetune_kit.checkpoint import find_checkpoint, load_checkpoint
 from finetune_kit.errors import CheckpointError, OutputDirError
 from finetune_kit.freezing import apply_strategy
 from finetune_kit.models import ModelInfo, create_model, model_info
@@ -227,9 +228,14 @@ def export(source: str | Path, path: str | Path, *, use_ema: bool = True,
         "source": {"checkpoint": str(ckpt_path), "epoch": position.get("epoch"),
                    "global_step": position.get("global_step")},
     }
-    atomic_write_bytes(weights_path, lambda handle: handle.write(blob))
     text = json.dumps(document, indent=2) + "\n"
-    atomic_write_bytes(info_path, lambda handle: handle.write(text.encode("utf-8")))
+    try:
+        atomic_write_bytes(weights_path, lambda handle: handle.write(blob))
+        atomic_write_bytes(info_path, lambda handle: handle.write(text.encode("utf-8")))
+    except OSError as exc:
+        raise OutputDirError(f"Could not write the export to {weights_path.parent}: "
+                             f"{exc.strerror or exc}. Free some disk space or choose another "
+                             "path.") from None
     return weights_path if Path(path).suffix == ".safetensors" else Path(path)
 
 

@@ -16,8 +16,8 @@ import io
 import json
 from typing import TYPE_CHECKING
 
+from finetune_kit.atomic import atomic_write_bytes
 from finetune_kit.callbacks import Callback
-from finetune_kit.checkpoint import atomic_write_bytes
 from finetune_kit.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -48,7 +48,8 @@ class CSVLogger(Callback):
         writer.writeheader()
         writer.writerows(rows)
         data = text.getvalue().encode()
-        atomic_write_bytes(trainer.run_dir.path(self.filename), lambda f: f.write(data))
+        with trainer.run_dir.writing(self.filename):
+            atomic_write_bytes(trainer.run_dir.path(self.filename), lambda f: f.write(data))
 
 
 class JSONLogger(Callback):
@@ -61,7 +62,8 @@ class JSONLogger(Callback):
 
     def on_epoch_end(self, trainer: Trainer) -> None:
         data = json.dumps(trainer.history.rows, indent=1).encode()
-        atomic_write_bytes(trainer.run_dir.path(self.filename), lambda f: f.write(data))
+        with trainer.run_dir.writing(self.filename):
+            atomic_write_bytes(trainer.run_dir.path(self.filename), lambda f: f.write(data))
 
 
 class TensorBoardLogger(Callback):

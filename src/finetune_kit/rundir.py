@@ -14,7 +14,9 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 from finetune_kit.errors import OutputDirError
@@ -81,6 +83,8 @@ class RunDir:
         run = cls(root)
         if write:
             run._make_writable()
+            for leftover in root.glob(".*.tmp"):  # temp files of writes a kill interrupted
+                leftover.unlink(missing_ok=True)
         return run
 
     def _make_writable(self) -> None:
@@ -96,6 +100,21 @@ class RunDir:
             ) from None
         if not os.access(self.root, os.W_OK):  # pragma: no cover - caught by the probe above
             raise OutputDirError(f"Run directory {self.root} is not writable.")
+
+    @contextlib.contextmanager
+    def writing(self, what: str = "run files") -> Iterator[None]:
+        """Turn a failed write inside the block (full disk, permissions) into one clear error.
+
+        Raises:
+            OutputDirError: naming the directory, the reason and the fix.
+        """
+        try:
+            yield
+        except OSError as exc:
+            raise OutputDirError(
+                f"Could not write {what} to {self.root}: {exc.strerror or exc}. Free some disk "
+                "space (or fix the permissions), or choose another --output-dir."
+            ) from None
 
     def path(self, name: str) -> Path:
         """The path of ``name`` inside the run directory.

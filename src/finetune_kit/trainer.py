@@ -41,7 +41,7 @@ from finetune_kit.callbacks import (
     Timer,
 )
 from finetune_kit.config import SECTIONS, RunConfig, build_section, save_config
-from finetune_kit.data import DataBundle, make_loaders
+from finetune_kit.data import DataBundle, check_compatible, make_loaders
 from finetune_kit.data.sampling import derive_seed
 from finetune_kit.distributed import (
     DistEnv,
@@ -115,6 +115,9 @@ class Trainer:
     def __init__(self, model: nn.Module, data: DataBundle, *, config: RunConfig | None = None,
                  callbacks: list[Callback] | None = None, **options: Any) -> None:
         self.config = route_options(config or RunConfig(), options)
+        info = getattr(model, "finetune_kit_info", None)
+        if info is not None:  # a model built for other data fails here, before any work
+            check_compatible(data, in_channels=info.in_channels, num_classes=info.num_classes)
         self.model = model
         self.data = data
         self.dist = DistEnv.from_environ()
@@ -157,7 +160,11 @@ class Trainer:
         return self.dist.is_main
 
     def _setup(self, resume: str | Path | None) -> dict[str, Any] | None:
-        """Build run directory, loaders, loss, optimizer, scheduler; load a checkpoint to resume."""
+        """Build loaders, loss, optimizer, scheduler, then the run directory; load a checkpoint.
+
+        Every part is built (and every name checked) before the run directory is created, so a
+        bad option leaves nothing behind.
+        """
         cfg = self.config
         state = None
         if init_distributed(self.dist, self.device):
@@ -166,12 +173,8 @@ class Trainer:
             path = self._resolve_resume(resume)
             state = ckpt.load_checkpoint(path, map_location="cpu")
             self._check_resume_compatible(state, path)
-            self.run_dir = RunDir.for_resume(path.parent, write=self.is_main)
         else:
             RunDir.check_available(cfg.train.output_dir, overwrite=cfg.train.overwrite)
-            barrier()  # every rank has checked before rank 0 creates the directory
-            self.run_dir = RunDir.create(cfg.train.output_dir, overwrite=cfg.train.overwrite,
-                                         write=self.is_main)
             seed_everything(cfg.train.seed + self.dist.rank)  # dropout differs across ranks
         configure_determinism(cfg.train.deterministic, self.device)
         self._prepare_model_and_loaders()
@@ -188,6 +191,12 @@ class Trainer:
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.precision.use_scaler)
         self.ema = ModelEma(self.model, decay=cfg.optim.ema) if cfg.optim.ema else None
         self._wrap_model()
+        barrier()  # every rank has checked and built everything before rank 0 writes
+        if resume is not None:
+            self.run_dir = RunDir.for_resume(path.parent, write=self.is_main)
+        else:
+            self.run_dir = RunDir.create(cfg.train.output_dir, overwrite=cfg.train.overwrite,
+                                         write=self.is_main)
         if self.is_main:
             self._write_run_files()
         barrier()
@@ -257,13 +266,14 @@ class Trainer:
     def _write_run_files(self) -> None:
         run_config = dataclasses.replace(self.config)
         run_config.train = dataclasses.replace(run_config.train, output_dir=str(self.run_dir.root))
-        save_config(run_config, self.run_dir.path("config.toml"))
         summary = self.plan.summary().table()
-        self.run_dir.path("trainable.txt").write_text(summary + "\n", encoding="utf-8")
+        with self.run_dir.writing():
+            save_config(run_config, self.run_dir.path("config.toml"))
+            self.run_dir.path("trainable.txt").write_text(summary + "\n", encoding="utf-8")
+            self.data.save_split(self.run_dir.path("split.json"))
+            self.data.save_class_index(self.run_dir.path("classes.json"))
         if self.config.train.progress:
             print(summary, file=sys.stderr)
-        self.data.save_split(self.run_dir.path("split.json"))
-        self.data.save_class_index(self.run_dir.path("classes.json"))
 
     def _resolve_resume(self, resume: str | Path) -> Path:
         if str(resume) == "last":
@@ -486,8 +496,9 @@ class Trainer:
         report = classification_report(confusion, class_names=list(self.data.class_names))
         report.loss = loss = values["loss"]
         if save and self.run_dir is not None and self.is_main:
-            self.run_dir.path("report.txt").write_text(report.text() + "\n", encoding="utf-8")
-            self.run_dir.path("report.json").write_text(report.to_json(), encoding="utf-8")
+            with self.run_dir.writing("the test report"):
+                self.run_dir.path("report.txt").write_text(report.text() + "\n", encoding="utf-8")
+                self.run_dir.path("report.json").write_text(report.to_json(), encoding="utf-8")
         if print_report and self.is_main:
             print(f"\nTest set: {int(confusion.sum())} images, loss {loss:.4f}\n{report.text()}")
         self.state.test_report = report

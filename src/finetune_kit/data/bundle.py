@@ -25,6 +25,7 @@ from typing import Any
 import torch
 from torch.utils.data import Dataset
 
+from finetune_kit.atomic import atomic_write_text
 from finetune_kit.data.presets import Preset
 from finetune_kit.data.splits import save_split
 from finetune_kit.errors import ShapeError
@@ -159,7 +160,7 @@ class DataBundle:
         """
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps({str(i): n for i, n in enumerate(self.class_names)}, indent=1))
+        atomic_write_text(path, json.dumps({str(i): n for i, n in enumerate(self.class_names)}, indent=1))
         return path
 
     def save_split(self, path: str | Path) -> Path:

@@ -45,6 +45,7 @@ from pathlib import Path
 import torch
 from torchvision.transforms.v2 import functional as TF
 
+from finetune_kit.atomic import atomic_write_bytes
 from finetune_kit.data.bundle import DatasetParts
 from finetune_kit.data.images import IMAGE_SUFFIXES, decode_file
 from finetune_kit.data.registry import register_dataset
@@ -214,9 +215,7 @@ def _load(
         return torch.load(path, weights_only=True)
     images = _decode_scans(scans, channels, size, num_workers)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    torch.save(images, tmp)
-    os.replace(tmp, path)
+    atomic_write_bytes(path, lambda handle: torch.save(images, handle))
     return images
 
 

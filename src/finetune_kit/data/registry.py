@@ -46,7 +46,7 @@ from finetune_kit.data.splits import load_split, split_fingerprint, stratified_s
 from finetune_kit.data.stats import channel_stats
 from finetune_kit.data.tensor_dataset import ImageTensorDataset, convert_channels
 from finetune_kit.errors import ConfigError, DataError
-from finetune_kit.registry import Registry
+from finetune_kit.registry import Registry, did_you_mean
 
 __all__ = [
     "DATASETS",
@@ -114,10 +114,10 @@ def _call_builder(name: str, builder: DatasetBuilder, **kwargs: Any) -> DatasetP
     if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
         for key in kwargs:
             if key not in params and key not in _COMMON:
-                options = ", ".join(k for k in params if k not in _COMMON)
+                own = [k for k in params if k not in _COMMON]
                 raise ConfigError(
-                    f"Dataset {name!r} has no option {key!r}. "
-                    f"Its options are: {options or '(none)'}."
+                    f"Dataset {name!r} has no option {key!r}.{did_you_mean(key, own)} "
+                    f"Its options are: {', '.join(own) or '(none)'}."
                 )
         kwargs = {k: v for k, v in kwargs.items() if k in params}
     parts = builder(**kwargs)

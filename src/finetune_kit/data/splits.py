@@ -17,12 +17,12 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from finetune_kit.atomic import atomic_write_text
 from finetune_kit.data.sampling import make_generator
 from finetune_kit.errors import ConfigError, DataError
 
@@ -126,9 +126,7 @@ def save_split(path: str | Path, record: dict[str, Any]) -> Path:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps({"format": SPLIT_FORMAT, **record}))
-    os.replace(tmp, path)
+    atomic_write_text(path, json.dumps({"format": SPLIT_FORMAT, **record}))
     return path
 
 

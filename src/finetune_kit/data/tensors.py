@@ -70,6 +70,11 @@ def as_image_tensor(images: Any, *, layout: str = "auto", what: str = "images") 
             "expected at axis 1 or 3). Pass layout='nchw' or layout='nhwc'."
         )
     if x.dtype.is_floating_point:
+        if not bool(torch.isfinite(x).all()):
+            raise DataError(
+                f"{what} contain NaN or inf values; every pixel must be a finite number in "
+                "[0, 1] (or uint8 0..255). Clean the array (e.g. numpy.nan_to_num) first."
+            )
         if x.numel() and (float(x.min()) < 0 or float(x.max()) > 1):
             raise DataError(
                 f"{what} are floats in [{float(x.min()):.3g}, {float(x.max()):.3g}]; "
@@ -124,8 +129,12 @@ def tensors(
                 as_image_tensor(images, layout=layout, what=f"{what} images"),
                 _labels(labels, f"{what} labels"),
             )
+    for what, (x, _) in splits.items():
+        if len(x) == 0:
+            raise DataError(f"The {what} tensors hold no images; give at least one image per split "
+                            "(or test=None for no test set).")
     if class_names is None:
-        top = max(int(y.max()) for _, y in splits.values() if y.numel())
+        top = max(int(y.max()) for _, y in splits.values())
         class_names = [str(i) for i in range(top + 1)]
     made = {
         k: ImageTensorDataset(x, y, class_names, source=f"the {k} tensors")

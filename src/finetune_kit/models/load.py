@@ -146,7 +146,10 @@ def load_weights(model: nn.Module, source: WeightsSource, *, strict: bool = Fals
     state, meta = read_weights(source, torchvision_name=_torchvision_name(model))
     to_load, report = _plan(model, state, meta.name)
     if strict and not report.ok:
-        raise CheckpointError(f"Strict load refused, nothing was loaded:\n{report}")
+        raise CheckpointError(
+            f"Strict load refused, nothing was loaded:\n{report}\nLoad with strict=False to take "
+            "the tensors that fit, or build the model as the weights were trained."
+        )
     model.load_state_dict(to_load, strict=False)
     _record(model, meta, report)
     logger.info("%s", report)
