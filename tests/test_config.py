@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from finetune_kit.config import RunConfig, apply_overrides, load_config, save_config
+from finetune_kit.config import RunConfig, load_config, save_config
 from finetune_kit.errors import ConfigError
+from finetune_kit.overrides import apply_overrides
 
 
 def write(tmp_path, text):

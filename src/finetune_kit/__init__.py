@@ -20,7 +20,7 @@ from finetune_kit.callbacks import (
     NaNGuard,
     Timer,
 )
-from finetune_kit.config import RunConfig, apply_overrides, load_config, save_config
+from finetune_kit.config import RunConfig, load_config, save_config
 from finetune_kit.data import (
     DataBundle,
     create_datasets,
@@ -50,6 +50,7 @@ from finetune_kit.lr_finder import lr_find
 from finetune_kit.metrics import create_metric, list_metrics
 from finetune_kit.models import create_model, list_models, load_weights, model_info, register_model
 from finetune_kit.optim import create_optimizer, list_optimizers, register_optimizer
+from finetune_kit.overrides import apply_overrides
 from finetune_kit.peft import merge_lora, unmerge_lora
 from finetune_kit.plots import PlotCallback
 from finetune_kit.prediction import Predictions, predict

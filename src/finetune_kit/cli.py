@@ -99,7 +99,8 @@ def _flag_overrides(args: argparse.Namespace) -> list[str]:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from finetune_kit.config import apply_overrides, load_config
+    from finetune_kit.config import load_config
+    from finetune_kit.overrides import apply_overrides
     from finetune_kit.runner import build_trainer, config_from_checkpoint
 
     if args.config is not None:

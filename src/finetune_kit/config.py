@@ -22,9 +22,8 @@ Files are parsed as data with :mod:`tomllib`; nothing in them is ever evaluated.
 
 Example:
     >>> cfg = RunConfig.from_dict({"optim": {"lr": 0.1}, "train": {"epochs": 2}})
-    >>> cfg = apply_overrides(cfg, ["loader.batch_size=64", "epochs=4"])
     >>> (cfg.optim.lr, cfg.loader.batch_size, cfg.train.epochs)
-    (0.1, 64, 4)
+    (0.1, 128, 2)
 """
 
 from __future__ import annotations
@@ -54,7 +53,6 @@ __all__ = [
     "OptimConfig",
     "RunConfig",
     "TrainConfig",
-    "apply_overrides",
     "load_config",
     "save_config",
 ]
@@ -434,110 +432,3 @@ def save_config(config: RunConfig, path: str | Path) -> None:
     import tomli_w
 
     Path(path).write_text(tomli_w.dumps(config.to_dict()), encoding="utf-8")
-
-
-def apply_overrides(config: RunConfig, overrides: list[str]) -> RunConfig:
-    """Apply ``section.key=value`` (or unambiguous ``key=value``) overrides.
-
-    Values are parsed as TOML values (``0.1``, ``true``, ``"text"``, ``[1, 2]``); a bare word
-    that is not valid TOML is taken as a string, so ``model.name=resnet18`` works.
-
-    Args:
-        config: the configuration to start from (not modified).
-        overrides: strings such as ``"optim.lr=0.1"``.
-
-    Returns:
-        A new configuration.
-
-    Raises:
-        ConfigError: malformed override, unknown key (with a suggestion), bad value.
-    """
-    data = config.to_dict()
-    for item in overrides:
-        section, key, value = _parse_override(item)
-        data.setdefault(section, {})[key] = value
-    return RunConfig.from_dict(data, source="--set")
-
-
-def _parse_override(item: str) -> tuple[str, str, Any]:
-    if "=" not in item:
-        raise ConfigError(f"--set expects key=value (e.g. optim.lr=0.1), got {item!r}.")
-    dotted, text = (part.strip() for part in item.split("=", 1))
-    if "." in dotted:
-        section, key = dotted.split(".", 1)
-        if section not in SECTIONS:
-            raise ConfigError(
-                f"--set {item}: unknown section '{section}'.{did_you_mean(section, list(SECTIONS))} "
-                f"Valid sections: {', '.join(SECTIONS)}."
-            )
-    else:
-        section, key = _section_of(dotted), dotted
-    return section, key, _parse_value(text)
-
-
-def _section_of(key: str) -> str:
-    owners = [s for s, cls in SECTIONS.items() if key in {f.name for f in dataclasses.fields(cls)}]
-    if len(owners) == 1:
-        return owners[0]
-    if owners:
-        raise ConfigError(
-            f"--set {key}=...: '{key}' exists in several sections ({', '.join(owners)}); "
-            f"write it as section.key, e.g. {owners[0]}.{key}=..."
-        )
-    every = sorted({f"{s}.{f.name}" for s, c in SECTIONS.items() for f in dataclasses.fields(c)})
-    bare = [name.split(".", 1)[1] for name in every]
-    hint = did_you_mean(key, bare)
-    raise ConfigError(f"--set {key}=...: unknown key '{key}'.{hint} Valid keys: {', '.join(every)}.")
-
-
-def _parse_value(text: str) -> Any:
-    try:
-        return tomllib.loads(f"v = {text}")["v"]
-    except tomllib.TOMLDecodeError:
-        return text
-
-
-def _field_help(cls: type) -> dict[str, str]:
-    """The ``Args:`` descriptions of a config dataclass docstring, by field name."""
-    helps: dict[str, str] = {}
-    current = None
-    in_args = False
-    for line in (cls.__doc__ or "").splitlines():
-        stripped = line.strip()
-        if stripped == "Args:":
-            in_args = True
-            continue
-        if not in_args or not stripped:
-            continue
-        name, sep, text = stripped.partition(":")
-        if sep and name.isidentifier() and line.startswith(" " * 8) and not line.startswith(" " * 12):
-            current = name
-            helps[name] = text.strip()
-        elif current:
-            helps[current] += " " + stripped
-    return helps
-
-
-def config_reference() -> str:
-    """A Markdown reference of every section and key, with types, defaults and meaning.
-
-    The docs build writes it into the CLI and config reference page, so the page cannot drift
-    from the code.
-
-    Example:
-        >>> "| `lr` |" in config_reference()
-        True
-    """
-    hints_of = {name: typing.get_type_hints(cls) for name, cls in SECTIONS.items()}
-    lines = []
-    for name, cls in SECTIONS.items():
-        helps = _field_help(cls)
-        lines += [f"### `[{name}]`", "", (cls.__doc__ or "").strip().splitlines()[0], "",
-                  "| key | type | default | meaning |", "| --- | --- | --- | --- |"]
-        for f in dataclasses.fields(cls):
-            default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
-            hint = str(hints_of[name][f.name]).replace("typing.", "").replace("|", "or")
-            hint = hint.replace("<class '", "").replace("'>", "")
-            lines.append(f"| `{f.name}` | {hint} | `{default!r}` | {helps.get(f.name, '')} |")
-        lines.append("")
-    return "\n".join(lines)

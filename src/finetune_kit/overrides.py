@@ -1,0 +1,80 @@
+"""``key=value`` overrides of a run configuration (the CLI's ``--set``).
+
+Example:
+    >>> from finetune_kit.config import RunConfig
+    >>> cfg = apply_overrides(RunConfig(), ["loader.batch_size=64", "epochs=4", "model.name=lenet"])
+    >>> (cfg.loader.batch_size, cfg.train.epochs, cfg.model.name)
+    (64, 4, 'lenet')
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from finetune_kit.config import SECTIONS, RunConfig, tomllib
+from finetune_kit.errors import ConfigError
+from finetune_kit.registry import did_you_mean
+
+__all__ = ["apply_overrides"]
+
+
+def apply_overrides(config: RunConfig, overrides: list[str]) -> RunConfig:
+    """Apply ``section.key=value`` (or unambiguous ``key=value``) overrides.
+
+    Values are parsed as TOML values (``0.1``, ``true``, ``"text"``, ``[1, 2]``); a bare word
+    that is not valid TOML is taken as a string, so ``model.name=resnet18`` works.
+
+    Args:
+        config: the configuration to start from (not modified).
+        overrides: strings such as ``"optim.lr=0.1"``.
+
+    Returns:
+        A new configuration.
+
+    Raises:
+        ConfigError: malformed override, unknown key (with a suggestion), bad value.
+    """
+    data = config.to_dict()
+    for item in overrides:
+        section, key, value = _parse_override(item)
+        data.setdefault(section, {})[key] = value
+    return RunConfig.from_dict(data, source="--set")
+
+
+def _parse_override(item: str) -> tuple[str, str, Any]:
+    if "=" not in item:
+        raise ConfigError(f"--set expects key=value (e.g. optim.lr=0.1), got {item!r}.")
+    dotted, text = (part.strip() for part in item.split("=", 1))
+    if "." in dotted:
+        section, key = dotted.split(".", 1)
+        if section not in SECTIONS:
+            raise ConfigError(
+                f"--set {item}: unknown section '{section}'.{did_you_mean(section, list(SECTIONS))} "
+                f"Valid sections: {', '.join(SECTIONS)}."
+            )
+    else:
+        section, key = _section_of(dotted), dotted
+    return section, key, _parse_value(text)
+
+
+def _section_of(key: str) -> str:
+    owners = [s for s, cls in SECTIONS.items() if key in {f.name for f in dataclasses.fields(cls)}]
+    if len(owners) == 1:
+        return owners[0]
+    if owners:
+        raise ConfigError(
+            f"--set {key}=...: '{key}' exists in several sections ({', '.join(owners)}); "
+            f"write it as section.key, e.g. {owners[0]}.{key}=..."
+        )
+    every = sorted({f"{s}.{f.name}" for s, c in SECTIONS.items() for f in dataclasses.fields(c)})
+    bare = [name.split(".", 1)[1] for name in every]
+    hint = did_you_mean(key, bare)
+    raise ConfigError(f"--set {key}=...: unknown key '{key}'.{hint} Valid keys: {', '.join(every)}.")
+
+
+def _parse_value(text: str) -> Any:
+    try:
+        return tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        return text
