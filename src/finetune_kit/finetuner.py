@@ -40,10 +40,11 @@ from finetune_kit.callbacks import Callback
 from finetune_kit.config import RunConfig
 from finetune_kit.data import DataBundle, adapt_to_weights
 from finetune_kit.errors import ConfigError
+from finetune_kit.overrides import route_options
 from finetune_kit.registry import Registry
 from finetune_kit.runner import build_datasets, build_model, weights_meta
 from finetune_kit.state import History
-from finetune_kit.trainer import Trainer, route_options
+from finetune_kit.trainer import Trainer
 
 __all__ = ["RECIPES", "FineTuner", "Stage", "list_recipes"]
 

@@ -12,11 +12,11 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from finetune_kit.config import SECTIONS, RunConfig, tomllib
+from finetune_kit.config import SECTIONS, RunConfig, build_section, tomllib
 from finetune_kit.errors import ConfigError
 from finetune_kit.registry import did_you_mean
 
-__all__ = ["apply_overrides"]
+__all__ = ["TRAINER_SECTIONS", "apply_overrides", "route_options"]
 
 
 def apply_overrides(config: RunConfig, overrides: list[str]) -> RunConfig:
@@ -78,3 +78,31 @@ def _parse_value(text: str) -> Any:
         return tomllib.loads(f"v = {text}")["v"]
     except tomllib.TOMLDecodeError:
         return text
+
+
+TRAINER_SECTIONS = ("loader", "optim", "finetune", "train")
+
+
+def route_options(config: RunConfig, options: dict[str, Any]) -> RunConfig:
+    """Put flat keyword arguments (``lr=0.1``) into the config section that owns them.
+
+    This is how ``Trainer(model, data, epochs=5, lr=0.1)`` fills its config.
+
+    Raises:
+        ConfigError: an unknown option (with a suggestion) or a bad value.
+
+    Example:
+        >>> route_options(RunConfig(), {"lr": 0.2, "batch_size": 32}).loader.batch_size
+        32
+    """
+    owners = {f.name: name for name in TRAINER_SECTIONS for f in dataclasses.fields(SECTIONS[name])}
+    sections = {name: dataclasses.asdict(getattr(config, name)) for name in TRAINER_SECTIONS}
+    for key, value in options.items():
+        if key not in owners:
+            raise ConfigError(
+                f"Trainer got an unknown option {key!r}.{did_you_mean(key, list(owners))} "
+                f"Options: {', '.join(sorted(owners))}."
+            )
+        sections[owners[key]][key] = value
+    built = {name: build_section(name, values, source="Trainer") for name, values in sections.items()}
+    return dataclasses.replace(config, **built)

@@ -17,7 +17,7 @@ import torch
 from finetune_kit.errors import ConfigError
 from finetune_kit.registry import did_you_mean
 
-__all__ = ["History", "TrainState"]
+__all__ = ["EpochTotals", "History", "TrainState"]
 
 
 @dataclass
@@ -89,3 +89,38 @@ class History:
     def __repr__(self) -> str:
         last = self.rows[-1] if self.rows else {}
         return f"History({len(self)} epochs, last={last})"
+
+
+class EpochTotals:
+    """The training epoch's running sums (loss, correct, seen), kept on the device.
+
+    Adding a batch launches a few kernels and never waits for the device; the sums are read
+    only when asked (progress bar, end of epoch), and saved in mid-epoch checkpoints.
+
+    Example:
+        >>> totals = EpochTotals(torch.device("cpu"))
+        >>> totals.add(torch.tensor(0.5), torch.tensor([[2.0, 0.0], [0.0, 1.0]]), torch.tensor([0, 0]))
+        >>> totals.means()
+        (0.5, 0.5)
+    """
+
+    def __init__(self, device: torch.device, sums: torch.Tensor | None = None) -> None:
+        zeros = torch.zeros(3, dtype=torch.float64, device=device)
+        self.sums = zeros if sums is None else sums.to(device=device, dtype=torch.float64)
+
+    def add(self, loss: torch.Tensor, logits: torch.Tensor, targets: torch.Tensor) -> None:
+        """Add a batch: its mean loss, its logits and its class-index targets."""
+        n = torch.full((), float(targets.shape[0]), dtype=torch.float64, device=self.sums.device)
+        correct = (logits.argmax(dim=1) == targets).sum().double()
+        self.sums += torch.stack([loss.detach().double() * n, correct, n])
+
+    def means(self, reduce: Any = None) -> tuple[float, float]:
+        """(mean loss, accuracy) so far; ``reduce`` sums a copy over processes first (DDP)."""
+        sums = self.sums.clone() if reduce is None else reduce(self.sums.clone())
+        loss_sum, correct, seen = sums.tolist()
+        return loss_sum / max(seen, 1.0), correct / max(seen, 1.0)
+
+    def state(self) -> torch.Tensor:
+        """The sums on the CPU, for a checkpoint."""
+        return self.sums.cpu()
+

@@ -31,7 +31,6 @@ import torch
 from torch import nn
 
 from finetune_kit import checkpoint as ckpt
-from finetune_kit._version import __version__
 from finetune_kit.callbacks import (
     Callback,
     CallbackList,
@@ -40,7 +39,7 @@ from finetune_kit.callbacks import (
     NaNGuard,
     Timer,
 )
-from finetune_kit.config import SECTIONS, RunConfig, build_section, save_config
+from finetune_kit.config import RunConfig, save_config
 from finetune_kit.data import DataBundle, check_compatible, make_loaders
 from finetune_kit.data.sampling import derive_seed
 from finetune_kit.distributed import (
@@ -53,43 +52,25 @@ from finetune_kit.distributed import (
     wrap_ddp,
 )
 from finetune_kit.ema import ModelEma
-from finetune_kit.errors import CheckpointError, ConfigError, TrainingError
+from finetune_kit.errors import ConfigError, TrainingError
 from finetune_kit.evaluation import evaluate_model
 from finetune_kit.freezing import apply_strategy
 from finetune_kit.loggers import CSVLogger
 from finetune_kit.losses import create_loss
-from finetune_kit.models import model_info
 from finetune_kit.optim import create_optimizer, param_groups
+from finetune_kit.overrides import route_options
 from finetune_kit.prediction import Predictions, predict
 from finetune_kit.progress import ProgressBar
-from finetune_kit.registry import did_you_mean
 from finetune_kit.regularization import MixupCutmix
 from finetune_kit.report import classification_report
+from finetune_kit.resume import check_resume_compatible, restore_training_state, training_state
 from finetune_kit.rundir import RunDir
 from finetune_kit.runtime import Precision, configure_determinism, resolve_device, seed_everything
 from finetune_kit.schedulers import create_scheduler
 from finetune_kit.signals import StopOnSignal
-from finetune_kit.state import History, TrainState
+from finetune_kit.state import EpochTotals, History, TrainState
 
-__all__ = ["Trainer", "route_options"]
-
-TRAINER_SECTIONS = ("loader", "optim", "finetune", "train")
-
-
-def route_options(config: RunConfig, options: dict[str, Any]) -> RunConfig:
-    """Put flat keyword arguments (``lr=0.1``) into the config section that owns them."""
-    owners = {f.name: name for name in TRAINER_SECTIONS for f in dataclasses.fields(SECTIONS[name])}
-    sections = {name: dataclasses.asdict(getattr(config, name)) for name in TRAINER_SECTIONS}
-    for key, value in options.items():
-        if key not in owners:
-            raise ConfigError(
-                f"Trainer got an unknown option {key!r}.{did_you_mean(key, list(owners))} "
-                f"Options: {', '.join(sorted(owners))}."
-            )
-        sections[owners[key]][key] = value
-    built = {name: build_section(name, values, source="Trainer") for name, values in sections.items()}
-    return dataclasses.replace(config, **built)
-
+__all__ = ["Trainer"]
 
 class Trainer:
     """Train and evaluate a classifier on a :class:`~finetune_kit.data.DataBundle`.
@@ -134,7 +115,7 @@ class Trainer:
         self.scheduler = None
         self.ema: ModelEma | None = None
         self.stop_signal: str | None = None  # set by SIGINT/SIGTERM: save and stop at the next step
-        self._running = None  # device tensors: loss sum, correct, seen (current epoch)
+        self.totals: EpochTotals | None = None  # the training epoch's running sums
 
     # ----------------------------------------------------------------- set-up
     def _default_callbacks(self, given: list[Callback]) -> list[Callback]:
@@ -172,7 +153,7 @@ class Trainer:
         if resume is not None:
             path = self._resolve_resume(resume)
             state = ckpt.load_checkpoint(path, map_location="cpu")
-            self._check_resume_compatible(state, path)
+            check_resume_compatible(state, self.model, path)
         else:
             RunDir.check_available(cfg.train.output_dir, overwrite=cfg.train.overwrite)
             seed_everything(cfg.train.seed + self.dist.rank)  # dropout differs across ranks
@@ -186,7 +167,7 @@ class Trainer:
         self.loss_fn = create_loss(cfg.optim.loss, label_smoothing=smoothing)
         self.plan = apply_strategy(self.model, cfg.finetune.strategy, bn_policy=cfg.finetune.bn_policy,
                                    **cfg.finetune.options)
-        self._added_groups: list[list[str]] = []
+        self.added_groups: list[list[str]] = []  # names of the parameters each unfreeze added
         self._build_optimizer()
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.precision.use_scaler)
         self.ema = ModelEma(self.model, decay=cfg.optim.ema) if cfg.optim.ema else None
@@ -248,7 +229,7 @@ class Trainer:
             warmup_epochs=opt.warmup_epochs, **opt.scheduler_options,
         )
 
-    def _add_param_group(self, names: list[str]) -> None:
+    def add_param_group(self, names: list[str]) -> None:
         """Give newly unfrozen parameters to the optimizer (the scheduler drives them from now on)."""
         opt = self.config.optim
         wanted = {id(p) for n, p in self.model.named_parameters() if n in set(names)}
@@ -259,7 +240,7 @@ class Trainer:
             group["params"] = [p for p in group["params"] if id(p) in wanted]
             if group["params"]:
                 self.scheduler.add_param_group(group)
-        self._added_groups.append(list(names))
+        self.added_groups.append(list(names))
         if self.dist.is_distributed:
             self._wrap_model()  # DDP registers only the parameters trainable at wrap time
 
@@ -280,16 +261,6 @@ class Trainer:
             return ckpt.find_checkpoint(self.config.train.output_dir)
         return ckpt.find_checkpoint(resume)
 
-    def _check_resume_compatible(self, state: dict[str, Any], path: Path) -> None:
-        info = model_info(self.model)
-        saved = state.get("model_info", {})
-        if saved and (saved.get("name"), saved.get("num_classes")) != (info.name, info.num_classes):
-            raise CheckpointError(
-                f"Cannot resume from {path}: it was written for model {saved.get('name')!r} with "
-                f"{saved.get('num_classes')} classes, but this run has {info.name!r} with "
-                f"{info.num_classes} classes. Resume with the same model, or start a new run."
-            )
-
     # ------------------------------------------------------------------ fit
     def fit(self, resume: str | Path | None = None) -> History:
         """Train for ``epochs`` (or ``max_steps``), validating after every epoch.
@@ -309,7 +280,7 @@ class Trainer:
         """
         saved = self._setup(resume)
         if saved is not None:
-            self._load_training_state(saved)
+            restore_training_state(self, saved)
         self.callbacks.fire("fit_start", self)
         with StopOnSignal(self):
             try:
@@ -328,7 +299,7 @@ class Trainer:
             if self.state.batch == 0:  # not when resuming mid-epoch: the unfreeze already happened
                 unfrozen = self.plan.on_epoch_start(self.model, self.state.epoch)
                 if unfrozen:
-                    self._add_param_group(unfrozen)
+                    self.add_param_group(unfrozen)
             self.callbacks.fire("train_epoch_start", self)
             self._train_epoch()
             if self._signal_received():
@@ -348,8 +319,8 @@ class Trainer:
         cfg, opt = self.config.train, self.config.optim
         loader = self.loaders.train
         self.model.train()
-        if self._running is None:
-            self._running = torch.zeros(3, dtype=torch.float64, device=self.device)
+        if self.totals is None:
+            self.totals = EpochTotals(self.device)
         batches = loader.iter_epoch(self.state.epoch, start_batch=self.state.batch)
         for x, y in batches:
             targets = y
@@ -364,7 +335,7 @@ class Trainer:
             self.state.batch += 1
             if self.state.batch % opt.grad_accum == 0 or self.state.batch == len(loader):
                 self._optimizer_step()
-            self._accumulate(loss.detach(), logits.detach(), y)
+            self.totals.add(loss, logits.detach(), y)
             self.state.last_loss, self.state.last_batch_size = loss.detach(), len(y)
             self.callbacks.fire("train_batch_end", self)
             if cfg.max_steps is not None and self.state.global_step >= cfg.max_steps:
@@ -393,13 +364,6 @@ class Trainer:
             self.scheduler.step()
         self.state.global_step += 1
 
-    def _accumulate(self, loss: torch.Tensor, logits: torch.Tensor, y: torch.Tensor) -> None:
-        """Add the batch to the epoch's running sums, on the device (no host sync)."""
-        n = y.shape[0]
-        correct = (logits.argmax(dim=1) == y).sum()
-        self._running += torch.stack([loss.double() * n, correct.double(),
-                                      torch.tensor(float(n), device=self.device, dtype=torch.float64)])
-
     def at_step_boundary(self) -> bool:
         """True when no gradients are waiting to be accumulated (a checkpoint is exact here)."""
         return self.state.batch % self.config.optim.grad_accum == 0 or \
@@ -418,14 +382,13 @@ class Trainer:
         return False
 
     def running_loss(self) -> float:
-        """Mean training loss of the current epoch so far (reads from the device)."""
-        loss_sum, _, seen = self._running.tolist()
-        return loss_sum / max(seen, 1.0)
+        """Mean training loss of the current epoch so far, on this process (reads the device)."""
+        return self.totals.means()[0] if self.totals is not None else float("nan")
 
     def _validate(self) -> None:
-        loss_sum, correct, seen = all_reduce_sum(self._running.clone()).tolist()
+        train_loss, train_accuracy = self.totals.means(reduce=all_reduce_sum)
         self.state.metrics.update(epoch=self.state.epoch + 1, step=self.state.global_step,
-                                  train_loss=loss_sum / max(seen, 1), train_accuracy=correct / max(seen, 1))
+                                  train_loss=train_loss, train_accuracy=train_accuracy)
         if not math.isfinite(self.state.metrics["train_loss"]):
             raise TrainingError(
                 f"The mean training loss of epoch {self.state.epoch + 1} is not finite. "
@@ -444,7 +407,7 @@ class Trainer:
         self.history.append(self.state.metrics)
         self.state.epoch += 1
         self.state.batch = 0
-        self._running = None
+        self.totals = None
         self.callbacks.fire("epoch_end", self)
         self.state.metrics = {}
 
@@ -545,7 +508,7 @@ class Trainer:
         self.history.interrupted = True
         self.state.stop_reason = f"interrupted by {self.stop_signal}"
         if self.is_main:
-                print(f"\nStopped by {self.stop_signal}: checkpoint saved to {path}.\n"
+            print(f"\nStopped by {self.stop_signal}: checkpoint saved to {path}.\n"
                   f"Resume with: finetune-kit train --config {self.run_dir.path('config.toml')} "
                   f"--resume {path}", file=sys.stderr)
 
@@ -556,61 +519,8 @@ class Trainer:
         Under DDP every rank calls this (each contributes its RNG state); rank 0 writes.
         """
         path = self.run_dir.path(name)
-        rng_all = all_gather_objects(ckpt.capture_rng_state())
-        if not self.is_main:
-            barrier()
-            return path
-        info = model_info(self.model)
-        state = {
-            "format": ckpt.CHECKPOINT_FORMAT,
-            "version": __version__,
-            "model": self.model.state_dict(),
-            "optimizer": self.optimizer.state_dict(),
-            "scheduler": self.scheduler.state_dict(),
-            "scaler": self.scaler.state_dict(),
-            "ema": self.ema.state_dict() if self.ema is not None else None,
-            "freezing": self.plan.state_dict(),
-            "added_groups": [list(names) for names in self._added_groups],
-            "callbacks": self.callbacks.state_dict(),
-            "position": {"epoch": self.state.epoch, "batch": self.state.batch,
-                         "global_step": self.state.global_step,
-                         "skipped_steps": self.state.skipped_steps},
-            "running": self._running.cpu() if self._running is not None else None,
-            "history": [dict(row) for row in self.history.rows],
-            "rng": rng_all[0],
-            "rng_per_rank": rng_all,
-            "config": self.config.to_dict(),
-            "data_meta": self.data.meta(),
-            "model_info": info.to_dict(),
-        }
-        ckpt.save_checkpoint(state, path)
+        rng_per_rank = all_gather_objects(ckpt.capture_rng_state())
+        if self.is_main:
+            ckpt.save_checkpoint(training_state(self, rng_per_rank), path)
         barrier()
         return path
-
-    def _load_training_state(self, state: dict[str, Any]) -> None:
-        try:
-            self.model.load_state_dict(state["model"])
-            self.plan.load_state_dict(state["freezing"])
-            for names in state.get("added_groups", []):
-                self._add_param_group(names)
-            self.optimizer.load_state_dict(state["optimizer"])
-        except (RuntimeError, ValueError, KeyError) as exc:
-            raise CheckpointError(
-                f"The checkpoint does not fit this model/optimizer: {str(exc).splitlines()[0]}. "
-                "Resume with the same model, strategy and optimizer as the original run."
-            ) from None
-        self.scheduler.load_state_dict(state["scheduler"])
-        self.scaler.load_state_dict(state["scaler"])
-        if self.ema is not None and state.get("ema") is not None:
-            self.ema.load_state_dict(state["ema"])
-        self.callbacks.load_state_dict(state.get("callbacks", {}))
-        pos = state["position"]
-        self.state.epoch, self.state.batch = pos["epoch"], pos["batch"]
-        self.state.global_step = pos["global_step"]
-        self.state.skipped_steps = pos.get("skipped_steps", 0)
-        running = state.get("running")
-        self._running = running.to(self.device) if running is not None else None
-        self.history = History(state.get("history", []))
-        per_rank = state.get("rng_per_rank") or [state["rng"]]
-        same_world = len(per_rank) == self.dist.world_size
-        ckpt.restore_rng_state(per_rank[self.dist.rank] if same_world else state["rng"])
