@@ -179,3 +179,13 @@ def test_export_and_predict_commands(tmp_path, capsys):
     assert "digit.png" in out and "fake_" in out
     assert main(["predict", "--checkpoint", str(run), str(tmp_path / "missing.png")]) == 2
     assert "missing.png" in error_line(capsys)
+
+
+def test_evaluate_a_lora_run(tmp_path, capsys):
+    config = write_config(tmp_path, FAKE + '[finetune]\nstrategy = "lora"\noptions = {rank = 2}\n')
+    run = tmp_path / "out"
+    assert main(["train", "--config", str(config), "--output-dir", str(run), "--epochs", "1"]) == 0
+    accuracy = json.loads((run / "report.json").read_text())["accuracy"]
+    capsys.readouterr()
+    assert main(["evaluate", "--checkpoint", str(run), "--device", "cpu"]) == 0
+    assert f"{accuracy:.4f}" in capsys.readouterr().out

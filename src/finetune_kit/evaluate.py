@@ -11,8 +11,7 @@ from pathlib import Path
 
 from finetune_kit.checkpoint import find_checkpoint, load_checkpoint
 from finetune_kit.config import RunConfig
-from finetune_kit.errors import CheckpointError
-from finetune_kit.models import create_model
+from finetune_kit.exporting import load_model
 from finetune_kit.runner import build_datasets
 from finetune_kit.trainer import Trainer
 
@@ -23,7 +22,8 @@ def evaluate_checkpoint(source: str | Path, *, device: str = "auto", print_repor
     """Test the weights of a checkpoint on the test set of the run that wrote it.
 
     The dataset is rebuilt from the checkpoint's config (with the run's saved split) and the
-    model from its stored architecture; no pretrained weights are downloaded.
+    model from its stored architecture (its EMA weights when the run kept an EMA, as the
+    Trainer evaluates); no pretrained weights are downloaded.
 
     Args:
         source: a ``.ckpt`` file or a run directory.
@@ -41,11 +41,6 @@ def evaluate_checkpoint(source: str | Path, *, device: str = "auto", print_repor
     config = RunConfig.from_dict(state["config"], source=str(path))
     split = path.parent / "split.json"
     bundle = build_datasets(config, split_file=split if split.is_file() else None)
-    info = state["model_info"]
-    model = create_model(info["name"], **info["build_kwargs"])
-    try:
-        model.load_state_dict(state["model"])
-    except RuntimeError as exc:
-        raise CheckpointError(f"{path}: weights do not fit the model: {str(exc).splitlines()[0]}") from None
-    trainer = Trainer(model, bundle, config=config, device=device, progress=False)
+    loaded = load_model(path)  # rebuilds the architecture (LoRA included), EMA weights if any
+    trainer = Trainer(loaded.model, bundle, config=config, device=device, progress=False)
     return trainer.test(save=False, print_report=print_report)
