@@ -14,10 +14,11 @@ from torch import nn
 import finetune_kit as fk
 from finetune_kit.callbacks import Callback
 from finetune_kit.errors import CheckpointError, ConfigError
-from finetune_kit.freezing import FreezePlan, apply_strategy, model_stages
+from finetune_kit.freezing import FreezePlan, apply_strategy
 from finetune_kit.models.info import ModelInfo, set_model_info
 from finetune_kit.optim import add_param_group, create_optimizer, param_groups
 from finetune_kit.schedulers import create_scheduler
+from finetune_kit.stages import model_stages
 
 STAGES = ("stem", "block1", "block2", "head")
 

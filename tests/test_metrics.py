@@ -10,16 +10,10 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from finetune_kit.builtin_metrics import Accuracy
 from finetune_kit.errors import ConfigError, DataError, ShapeError, UnknownNameError
-from finetune_kit.metrics import (
-    METRICS,
-    Accuracy,
-    Metric,
-    Metrics,
-    create_metric,
-    list_metrics,
-    register_metric,
-)
+from finetune_kit.metric_base import Metric
+from finetune_kit.metrics import METRICS, Metrics, create_metric, list_metrics, register_metric
 
 SETTINGS = settings(max_examples=60, deadline=None)
 

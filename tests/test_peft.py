@@ -10,17 +10,9 @@ from torch import nn
 
 from finetune_kit.errors import ConfigError, UnknownNameError
 from finetune_kit.freezing import apply_strategy, plan_from_state
+from finetune_kit.lora import LoRAConv2d, LoRALinear, lora_layers, lora_param_names
 from finetune_kit.models import create_model
-from finetune_kit.peft import (
-    LoRAConv2d,
-    LoRALinear,
-    add_lora,
-    bitfit_param_names,
-    lora_layers,
-    lora_param_names,
-    merge_lora,
-    unmerge_lora,
-)
+from finetune_kit.peft import add_lora, bitfit_param_names, merge_lora, unmerge_lora
 
 
 class SmallNet(nn.Module):

@@ -1,4 +1,4 @@
-"""Plots: valid PNGs of curves, confusion matrix and image grids; top losses; no matplotlib."""
+"""Plots: valid PNGs of curves, confusion matrix and image grids; no matplotlib."""
 
 from __future__ import annotations
 
@@ -8,18 +8,16 @@ import pytest
 import torch
 from PIL import Image
 
-import finetune_kit as fk
-from finetune_kit.data import BatchTransform, DeviceLoader, ImageTensorDataset
+from finetune_kit.data import BatchTransform
 from finetune_kit.errors import ConfigError, ShapeError
+from finetune_kit.plot_callback import PlotCallback
 from finetune_kit.plots import (
     PNG_SIGNATURE,
-    PlotCallback,
     denormalize,
     plot_confusion,
     plot_history,
     plot_images,
     require_matplotlib,
-    top_losses,
 )
 
 ROWS = [
@@ -84,89 +82,6 @@ def test_denormalize_inverts_the_loader_normalisation():
     assert torch.equal(denormalize(BatchTransform(mean, std)(x), mean, std), x)
     with pytest.raises(ShapeError):
         denormalize(torch.zeros(1, 3, 2, 2), (0.5,), (0.5,))
-
-
-def test_top_losses_matches_a_brute_force_ranking():
-    gen = torch.Generator().manual_seed(0)
-    ds = ImageTensorDataset(torch.randint(0, 256, (23, 1, 6, 6), dtype=torch.uint8, generator=gen),
-                            torch.randint(0, 3, (23,), generator=gen), ["a", "b", "c"])
-    loader = DeviceLoader(ds, batch_size=5, mean=(0.5,), std=(0.25,))
-    torch.manual_seed(0)
-    net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Dropout(0.5), torch.nn.Linear(36, 3))
-    net.train()
-    worst = top_losses(net, loader, k=4)
-    assert net.training  # mode restored
-    x = torch.cat([b for b, _ in loader.iter_epoch(0)])
-    net.eval()
-    with torch.no_grad():
-        losses = torch.nn.functional.cross_entropy(net(x), ds.targets, reduction="none")
-    expected = losses.topk(4).indices
-    assert worst.positions.tolist() == expected.tolist()
-    torch.testing.assert_close(worst.losses, losses[expected])
-    assert torch.equal(worst.images, x[expected])
-    assert torch.equal(worst.targets, ds.targets[expected])
-    assert len(top_losses(net, loader, k=100)) == 23
-    titles = worst.titles(["a", "b", "c"])
-    assert len(titles) == 4 and titles[0].startswith("true: ")
-    with pytest.raises(ConfigError):
-        top_losses(net, loader, k=0)
-
-
-class TinyNet(torch.nn.Module):
-    def __init__(self, num_classes, in_channels):
-        super().__init__()
-        self.conv = torch.nn.Conv2d(in_channels, 4, 3, padding=1)
-        self.fc = torch.nn.Linear(4 * 4 * 4, num_classes)
-
-    def forward(self, x):
-        return self.fc(torch.nn.functional.max_pool2d(torch.relu(self.conv(x)), 4).flatten(1))
-
-
-@pytest.fixture
-def tiny_trainer(tmp_path):
-    fk.register_model("plots_tiny_net", lambda num_classes, in_channels, **kw: TinyNet(
-        num_classes, in_channels))
-    data = fk.create_datasets("fake", num_classes=3, in_channels=1, image_size=16,
-                              train_size=48, test_size=24, val_fraction=0.25)
-    model = fk.create_model("plots_tiny_net", num_classes=3, in_channels=1)
-
-    def make(**options):
-        settings = dict(epochs=2, batch_size=16, progress=False, device="cpu",
-                        output_dir=str(tmp_path / "run"))
-        settings.update(options)
-        return fk.Trainer(model, data, **settings)
-
-    yield make
-    fk.models.MODELS.unregister("plots_tiny_net")
-
-
-def test_plot_callback_draws_the_run_figures(tiny_trainer):
-    trainer = tiny_trainer(callbacks=[PlotCallback(worst=6)])
-    trainer.fit()
-    plots = trainer.run_dir.root / "plots"
-    assert_png(plots / "curves.png")
-    assert not (plots / "confusion.png").exists()
-    trainer.test(print_report=False)
-    assert_png(plots / "confusion.png")
-    width, height = assert_png(plots / "worst.png")
-    assert width > height  # six images on one row
-
-
-def test_plot_callback_without_a_run_directory(tiny_trainer, tmp_path):
-    trainer = tiny_trainer(callbacks=[PlotCallback(worst=0)])
-    with pytest.raises(ConfigError, match="directory="):
-        trainer.test(print_report=False)
-    trainer = tiny_trainer(callbacks=[PlotCallback(worst=2, directory=tmp_path / "figs")])
-    trainer.test(print_report=False)
-    assert_png(tmp_path / "figs" / "confusion.png")
-    assert_png(tmp_path / "figs" / "worst.png", min_side=50)
-
-
-def test_plot_callback_checks_its_options():
-    with pytest.raises(ConfigError, match="worst"):
-        PlotCallback(worst=-1)
-    with pytest.raises(ConfigError, match="every_n_epochs"):
-        PlotCallback(every_n_epochs=0)
 
 
 def test_missing_matplotlib_gives_an_install_hint(monkeypatch, tmp_path):

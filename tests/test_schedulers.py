@@ -12,13 +12,8 @@ from torch.optim import lr_scheduler as tls
 
 from finetune_kit.errors import ConfigError, UnknownNameError
 from finetune_kit.optim import add_param_group, create_optimizer
-from finetune_kit.schedulers import (
-    SCHEDULERS,
-    Scheduler,
-    create_scheduler,
-    list_schedulers,
-    register_scheduler,
-)
+from finetune_kit.scheduler_base import Scheduler
+from finetune_kit.schedulers import SCHEDULERS, create_scheduler, list_schedulers, register_scheduler
 
 SETTINGS = settings(max_examples=60, deadline=None)
 BASE_LR = 0.2

@@ -7,9 +7,9 @@ import torch
 from torch import nn
 
 from finetune_kit.errors import ConfigError, UnknownNameError
-from finetune_kit.freezing import apply_strategy, model_stages
-from finetune_kit.models import create_model
+from finetune_kit.freezing import apply_strategy
 from finetune_kit.optim import param_groups
+from finetune_kit.stages import model_stages
 from finetune_kit.strategies import (
     STRATEGIES,
     GradualUnfreeze,
@@ -192,33 +192,6 @@ def test_a_strategy_that_freezes_everything_is_an_error():
 
     with pytest.raises(ConfigError, match="leaves no parameter trainable"):
         apply_strategy(TinyNet(), Nothing())
-
-
-def test_model_stages_of_built_in_models():
-    resnet = create_model("resnet18", num_classes=3, in_channels=1, small_input=True)
-    stages = model_stages(resnet)
-    assert [s.name for s in stages] == ["stem", "layer1", "layer2", "layer3", "layer4", "head"]
-    assert [s.name for s in model_stages(create_model("convnet", num_classes=3))] == [
-        "conv1", "conv2", "fc1", "head"]
-    every = [n for s in stages for n in s.params]
-    assert sorted(every) == sorted(n for n, _ in resnet.named_parameters())
-    assert stages[-1].modules == (resnet.fc,)
-
-
-def test_model_stages_fallback_for_user_models():
-    model = TinyNet()
-    model.register_parameter("scale", nn.Parameter(torch.ones(1)))
-    stages = model_stages(model)
-    assert [s.name for s in stages] == ["root", "stem", "block1", "block2", "head"]
-    assert list(stages[0].params) == ["scale"] and stages[-1].module_names == ("fc",)
-    assert [s.name for s in model_stages(nn.Linear(2, 2))] == ["head"]
-
-
-def test_model_stages_reject_an_info_that_leaves_parameters_out():
-    model = create_model("convnet", num_classes=3)
-    model.extra = nn.Linear(2, 2)
-    with pytest.raises(ConfigError, match=r"leave out parameters.*extra.weight"):
-        model_stages(model)
 
 
 def test_create_strategy_checks_and_builds():

@@ -43,7 +43,7 @@ from finetune_kit.errors import (
 from finetune_kit.evaluate import evaluate_checkpoint
 from finetune_kit.exporting import LoadedModel, export, load_model
 from finetune_kit.finetuner import FineTuner, list_recipes
-from finetune_kit.freezing import apply_strategy, list_strategies, model_stages, register_strategy
+from finetune_kit.freezing import apply_strategy, list_strategies, register_strategy
 from finetune_kit.loggers import CSVLogger, JSONLogger, TensorBoardLogger
 from finetune_kit.losses import create_loss, list_losses, register_loss
 from finetune_kit.lr_finder import lr_find
@@ -52,13 +52,14 @@ from finetune_kit.models import create_model, list_models, load_weights, model_i
 from finetune_kit.optim import create_optimizer, list_optimizers, register_optimizer
 from finetune_kit.overrides import apply_overrides
 from finetune_kit.peft import merge_lora, unmerge_lora
-from finetune_kit.plots import PlotCallback
+from finetune_kit.plot_callback import PlotCallback
 from finetune_kit.prediction import Predictions, predict
 from finetune_kit.progress import ProgressBar
 from finetune_kit.registry import Registry
 from finetune_kit.report import ClassificationReport, classification_report
 from finetune_kit.runner import build_trainer
 from finetune_kit.schedulers import create_scheduler, list_schedulers
+from finetune_kit.stages import model_stages
 from finetune_kit.state import History
 from finetune_kit.trainer import Trainer
 

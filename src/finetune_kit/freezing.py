@@ -1,16 +1,14 @@
-"""Freezing: the stages of a model, applying a strategy, and what the resulting plan trains.
+"""Freezing: applying a strategy to a model, and what the resulting plan trains.
 
 :func:`apply_strategy` turns a strategy (by name from :func:`list_strategies`, or an instance)
 into a :class:`FreezePlan` on a model: it sets ``requires_grad`` on every parameter, applies the
 BatchNorm policy (:mod:`finetune_kit.bn_policy`) to the frozen BatchNorm layers, and gives the
 Trainer what it needs: per-parameter learning-rate multipliers, the parameters a gradual
-schedule unfreezes at each epoch, a checkpointable state, and a trainable summary.
+schedule unfreezes at each epoch, a checkpointable state, and a trainable summary
+(:mod:`finetune_kit.trainable_summary`).
 
-A *stage* is a named, ordered slice of a model, input side first, head last: ``stem, layer1 ..
-layer4, head`` for a ResNet, ``conv1, conv2, fc1, head`` for the ConvNet. Built-in models carry
-their stages in their :class:`~finetune_kit.models.ModelInfo`; any other model falls back to its
-top-level children that hold parameters, the last of them being the head. Every parameter
-belongs to exactly one stage: the one with the longest module name that contains it.
+Strategies act on the *stages* of a model (:mod:`finetune_kit.stages`): named, ordered slices,
+input side first, head last, such as ``stem, layer1 .. layer4, head`` for a ResNet.
 
 Example:
     >>> from finetune_kit.models import create_model
@@ -34,10 +32,7 @@ Example:
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from torch import nn
@@ -45,8 +40,8 @@ from torch import nn
 from finetune_kit import peft as _peft  # noqa: F401  (registers the lora and bitfit strategies)
 from finetune_kit.bn_policy import apply_bn_policy, batchnorm_affine_names, check_bn_policy
 from finetune_kit.errors import CheckpointError, ConfigError
-from finetune_kit.models.info import INFO_ATTR, ModelInfo
 from finetune_kit.optim import param_groups
+from finetune_kit.stages import Stage, model_stages, stage_of
 from finetune_kit.strategies import (
     STRATEGIES,
     Strategy,
@@ -54,239 +49,17 @@ from finetune_kit.strategies import (
     list_strategies,
     register_strategy,
 )
+from finetune_kit.trainable_summary import StageRow, TrainableSummary
 
 __all__ = [
     "STRATEGIES",
     "FreezePlan",
-    "Stage",
-    "StageRow",
     "Strategy",
-    "TrainableSummary",
     "apply_strategy",
     "list_strategies",
-    "model_stages",
     "plan_from_state",
     "register_strategy",
-    "stage_of",
 ]
-
-
-@dataclass(frozen=True, eq=False)
-class Stage:
-    """One stage of a model.
-
-    Attributes:
-        name: stage name (``"stem"``, ``"layer1"``, ..., ``"head"``).
-        module_names: qualified names of the modules it is made of.
-        modules: those modules.
-        params: qualified parameter name -> parameter, in model order.
-
-    Example:
-        >>> from torch import nn
-        >>> s = model_stages(nn.Sequential(nn.Linear(2, 3), nn.Linear(3, 1)))[0]
-        >>> s.name, s.num_params, list(s.params)
-        ('0', 9, ['0.weight', '0.bias'])
-    """
-
-    name: str
-    module_names: tuple[str, ...]
-    modules: tuple[nn.Module, ...]
-    params: dict[str, nn.Parameter]
-
-    @property
-    def num_params(self) -> int:
-        """Number of scalar parameters in the stage."""
-        return sum(p.numel() for p in self.params.values())
-
-
-def stage_of(name: str, stages: Sequence[Stage]) -> int:
-    """Index of the stage that holds the parameter or module ``name`` (longest prefix wins).
-
-    Returns:
-        The stage index, or -1 when no stage holds it.
-
-    Example:
-        >>> from torch import nn
-        >>> stages = model_stages(nn.Sequential(nn.Linear(2, 3), nn.Linear(3, 1)))
-        >>> stage_of("1.weight", stages)
-        1
-    """
-    best, best_len = -1, -1
-    for i, stage in enumerate(stages):
-        for prefix in stage.module_names:
-            inside = prefix == "" or name == prefix or name.startswith(prefix + ".")
-            if inside and len(prefix) > best_len:
-                best, best_len = i, len(prefix)
-    return best
-
-
-def _children_spec(model: nn.Module) -> tuple[tuple[str, tuple[str, ...]], ...]:
-    """Stages from top-level children: one per child with parameters, named after it, the
-    last one ``"head"``; children without parameters (ReLU, pooling, affine-free BatchNorm)
-    join the stage before them (leading ones the first stage); parameters of the model itself
-    form a first stage ``"root"``."""
-    children = list(model.named_children())
-    holders = [i for i, (_, c) in enumerate(children) if any(True for _ in c.parameters())]
-    if not holders:
-        return (("head", ("",)),)
-    spec: list[tuple[str, list[str]]] = []
-    for i, (name, _) in enumerate(children):
-        if i in holders:
-            spec.append(("head" if i == holders[-1] else name, [name]))
-        elif spec:
-            spec[-1][1].append(name)
-    leading = [name for name, _ in children[:holders[0]]]
-    spec[0] = (spec[0][0], leading + spec[0][1])
-    if any(True for _ in model.parameters(recurse=False)):
-        spec.insert(0, ("root", [""]))
-    return tuple((name, tuple(modules)) for name, modules in spec)
-
-
-def model_stages(model: nn.Module) -> list[Stage]:
-    """The ordered stages of ``model``, input side first, head last.
-
-    Args:
-        model: a model from :func:`~finetune_kit.create_model` (stages from its ModelInfo) or
-            any ``nn.Module``: one stage per top-level child with parameters, named after it,
-            the last one ``"head"``; children without parameters join the stage before them;
-            parameters registered on the model itself form a first stage ``"root"``.
-
-    Returns:
-        The stages; every parameter of the model is in exactly one of them.
-
-    Raises:
-        ConfigError: the ModelInfo names a module the model lacks, or leaves parameters out.
-
-    Example:
-        >>> from finetune_kit.models import create_model
-        >>> [s.name for s in model_stages(create_model("convnet", num_classes=10))]
-        ['conv1', 'conv2', 'fc1', 'head']
-    """
-    info = getattr(model, INFO_ATTR, None)
-    spec = info.stages if isinstance(info, ModelInfo) else _children_spec(model)
-    modules = dict(model.named_modules())
-    stages = []
-    for name, module_names in spec:
-        missing = [m for m in module_names if m not in modules]
-        if missing:
-            raise ConfigError(f"Stage {name!r} names modules the model does not have: {missing}. "
-                              "Fix the stages of its ModelInfo (set_model_info).")
-        stages.append(Stage(name, tuple(module_names), tuple(modules[m] for m in module_names), {}))
-    left_out = []
-    for pname, param in model.named_parameters():
-        index = stage_of(pname, stages)
-        if index < 0:
-            left_out.append(pname)
-        else:
-            stages[index].params[pname] = param
-    if left_out:
-        raise ConfigError(
-            f"The model's stages leave out parameters {left_out[:5]}"
-            f"{' ...' if len(left_out) > 5 else ''}. Add the modules holding them to a stage "
-            "of its ModelInfo (set_model_info), or remove the attribute 'finetune_kit_info' to "
-            "use the top-level children as stages."
-        )
-    return stages
-
-
-@dataclass(frozen=True)
-class StageRow:
-    """One row of the trainable summary.
-
-    Attributes:
-        stage: stage name.
-        params: number of scalar parameters.
-        trainable: how many of them train.
-        batchnorm: what its BatchNorm layers do: ``"eval"`` (kept in eval mode, statistics
-            fixed), ``"train"`` (frozen, statistics update), ``"follows model"`` (trainable) or
-            ``"-"`` (none); several values are joined with ``", "``.
-        lr_mult: the distinct learning-rate multipliers of its trainable parameters.
-
-    Example:
-        >>> StageRow("head", 10, 10, "-", (1.0,)).lr_text
-        '1'
-    """
-
-    stage: str
-    params: int
-    trainable: int
-    batchnorm: str
-    lr_mult: tuple[float, ...]
-
-    @property
-    def lr_text(self) -> str:
-        """The multipliers as text: ``"-"`` (frozen), ``"0.5"`` or ``"0.25-1"``."""
-        if not self.lr_mult:
-            return "-"
-        low, high = min(self.lr_mult), max(self.lr_mult)
-        return f"{low:g}" if low == high else f"{low:g}-{high:g}"
-
-
-@dataclass(frozen=True)
-class TrainableSummary:
-    """What trains, stage by stage: printed at the start of a run and saved with it.
-
-    Attributes:
-        strategy: the strategy with its options, e.g. ``"freeze_first(n=2)"``.
-        bn_policy: the BatchNorm policy of frozen layers.
-        rows: one :class:`StageRow` per stage, input side first.
-
-    Example:
-        >>> s = TrainableSummary("full()", "eval", (StageRow("head", 10, 10, "-", (1.0,)),))
-        >>> s.trainable_params, s.to_dict()["stages"][0]["lr_mult"]
-        (10, [1.0])
-    """
-
-    strategy: str
-    bn_policy: str
-    rows: tuple[StageRow, ...] = field(default_factory=tuple)
-
-    @property
-    def total_params(self) -> int:
-        """All scalar parameters of the model."""
-        return sum(r.params for r in self.rows)
-
-    @property
-    def trainable_params(self) -> int:
-        """The scalar parameters that train."""
-        return sum(r.trainable for r in self.rows)
-
-    def table(self) -> str:
-        """The summary as a fixed-width text table with a total row."""
-        header = ("stage", "params", "trainable", "BatchNorm", "lr mult")
-        body = [(r.stage, f"{r.params:,}", f"{r.trainable:,}", r.batchnorm, r.lr_text)
-                for r in self.rows]
-        total = ("total", f"{self.total_params:,}", f"{self.trainable_params:,}", "", "")
-        lines = [header, *body, total]
-        widths = [max(len(line[i]) for line in lines) for i in range(5)]
-
-        def fmt(line: Sequence[str]) -> str:
-            cells = [line[0].ljust(widths[0]), line[1].rjust(widths[1]),
-                     line[2].rjust(widths[2]), line[3].ljust(widths[3]), line[4]]
-            return "  ".join(cells).rstrip()
-
-        title = f"strategy: {self.strategy}   BatchNorm policy of frozen layers: {self.bn_policy}"
-        return "\n".join([title, *(fmt(line) for line in lines)])
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain values for JSON: strategy, bn_policy, totals and one dict per stage."""
-        return {
-            "strategy": self.strategy, "bn_policy": self.bn_policy,
-            "total_params": self.total_params, "trainable_params": self.trainable_params,
-            "stages": [{"stage": r.stage, "params": r.params, "trainable": r.trainable,
-                        "batchnorm": r.batchnorm, "lr_mult": list(r.lr_mult)} for r in self.rows],
-        }
-
-    def save(self, directory: str | Path) -> list[Path]:
-        """Write ``trainable.txt`` (the table) and ``trainable.json`` into ``directory``."""
-        directory = Path(directory)
-        text, js = directory / "trainable.txt", directory / "trainable.json"
-        text.write_text(self.table() + "\n", encoding="utf-8")
-        js.write_text(json.dumps(self.to_dict(), indent=2) + "\n", encoding="utf-8")
-        return [text, js]
-
-    def __str__(self) -> str:
-        return self.table()
 
 
 def _plain(value: Any) -> Any:

@@ -1,22 +1,17 @@
-"""Parameter-efficient fine-tuning for CNNs: LoRA for ``Conv2d`` and ``Linear``, and BitFit.
+"""Parameter-efficient fine-tuning for CNNs: LoRA on a whole model, and BitFit.
 
-LoRA (Hu et al., 2021) keeps a pretrained layer frozen and learns a low-rank update beside it:
-``y = base(x) + (alpha / rank) * B(A(x))``. For a ``Linear`` layer, A is ``in -> rank`` and B
-is ``rank -> out``. For a ``Conv2d`` layer, A is a ``k x k`` convolution to ``rank`` channels
-with the base layer's stride, padding, dilation and padding mode, and B a ``1 x 1``
-convolution to the output channels; since B mixes channels only, ``B(A(x))`` is the
-convolution of ``x`` with the kernel ``B @ A``, so the update folds into the base kernel
-exactly (:func:`merge_lora`). Only ungrouped convolutions (``groups=1``) take LoRA: a grouped
-kernel cannot hold the dense update. B starts at zero, so a freshly wrapped model computes
-exactly what it computed before.
-
-State-dict keys are predictable: a wrapped layer ``layer4.1.conv2`` holds
-``layer4.1.conv2.base.weight`` (and ``.base.bias``), ``layer4.1.conv2.lora_a.weight`` and
-``layer4.1.conv2.lora_b.weight``. :func:`merge_lora` turns the model back into the plain
-architecture with the original keys, for export.
+:func:`add_lora` wraps the targeted ``Conv2d`` / ``Linear`` layers of a model in the LoRA layers
+of :mod:`finetune_kit.lora` (``y = base(x) + (alpha / rank) * B(A(x))``, B starting at zero, so
+a freshly wrapped model computes exactly what it computed before). Only ungrouped convolutions
+(``groups=1``) take LoRA. State-dict keys are predictable: a wrapped layer ``layer4.1.conv2``
+holds ``layer4.1.conv2.base.weight`` (and ``.base.bias``), ``layer4.1.conv2.lora_a.weight`` and
+``layer4.1.conv2.lora_b.weight``. :func:`merge_lora` folds every update into its base kernel
+exactly and turns the model back into the plain architecture with the original keys, for
+export; :func:`unmerge_lora` undoes a merge that kept the wrappers.
 
 BitFit (Ben Zaken et al., 2022) trains only the biases; for CNNs the affine parameters of the
-normalisation layers go with them (:func:`bitfit_param_names`).
+normalisation layers go with them (:func:`bitfit_param_names`). The ``lora`` and ``bitfit``
+freezing strategies (:class:`LoRA`, :class:`BitFit`) are registered here.
 
 Example:
     >>> import torch
@@ -35,21 +30,27 @@ Example:
 from __future__ import annotations
 
 import fnmatch
-import math
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
-import torch
-from torch import Tensor, nn
+from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 from torch.nn.modules.instancenorm import _InstanceNorm
 
 from finetune_kit.errors import ConfigError, UnknownNameError
+from finetune_kit.lora import (
+    LoRAConv2d,
+    LoRALayer,
+    LoRALinear,
+    check_lora_options,
+    lora_layers,
+    lora_param_names,
+)
 from finetune_kit.registry import did_you_mean
 from finetune_kit.strategies import Strategy, register_strategy
 
 if TYPE_CHECKING:
-    from finetune_kit.freezing import Stage
+    from finetune_kit.stages import Stage
 
 __all__ = [
     "NORM_TYPES",
@@ -70,151 +71,6 @@ NORM_TYPES = (_BatchNorm, _InstanceNorm, nn.GroupNorm, nn.LayerNorm)
 
 TARGET_KINDS = {"conv": nn.Conv2d, "linear": nn.Linear}
 """Target keywords of :func:`add_lora` and the layer types they select."""
-
-
-def _check_lora_options(rank: object, alpha: object) -> tuple[int, float]:
-    if isinstance(rank, bool) or not isinstance(rank, int) or rank < 1:
-        raise ConfigError(f"LoRA rank must be an integer >= 1, e.g. 4; got {rank!r}.")
-    if isinstance(alpha, bool) or not isinstance(alpha, int | float) or not alpha > 0:
-        raise ConfigError(f"LoRA alpha must be a number > 0, e.g. 8; got {alpha!r}.")
-    return rank, float(alpha)
-
-
-class _LoRA(nn.Module):
-    """Shared logic of the LoRA wrappers: the frozen base, the scale, merging."""
-
-    base: nn.Module
-    lora_a: nn.Module
-    lora_b: nn.Module
-
-    def _init_lora(self, rank: int, alpha: float, seed: int | None) -> None:
-        self.rank, self.alpha, self.scaling = rank, alpha, alpha / rank
-        self.merged = False
-        gen = None
-        if seed is not None:
-            gen = torch.Generator(device=self.lora_a.weight.device).manual_seed(seed)
-        nn.init.kaiming_uniform_(self.lora_a.weight, a=math.sqrt(5), generator=gen)
-        nn.init.zeros_(self.lora_b.weight)
-
-    def delta_weight(self) -> Tensor:
-        """The update ``(alpha / rank) * B @ A`` in the base weight's shape and dtype."""
-        raise NotImplementedError
-
-    def forward(self, x: Tensor) -> Tensor:
-        """``base(x) + scaling * B(A(x))`` (just ``base(x)`` while merged)."""
-        out = self.base(x)
-        if self.merged:
-            return out
-        return out + self.lora_b(self.lora_a(x)) * self.scaling
-
-    @torch.no_grad()
-    def merge(self) -> None:
-        """Fold the update into the base weight (in place); the forward then skips the branch."""
-        if not self.merged:
-            self.base.weight += self.delta_weight()
-            self.merged = True
-
-    @torch.no_grad()
-    def unmerge(self) -> None:
-        """Take the update out of the base weight again (exact up to float rounding)."""
-        if self.merged:
-            self.base.weight -= self.delta_weight()
-            self.merged = False
-
-    def extra_repr(self) -> str:
-        return f"rank={self.rank}, alpha={self.alpha:g}, merged={self.merged}"
-
-
-class LoRALinear(_LoRA):
-    """A frozen ``nn.Linear`` plus a trainable low-rank update ``B @ A``.
-
-    Args:
-        base: the layer to adapt (any ``nn.Linear``, subclasses included); kept as ``.base``.
-        rank: rank of the update.
-        alpha: scale numerator: the update is multiplied by ``alpha / rank``.
-        seed: seed of A's initialisation (None: the global RNG).
-
-    Example:
-        >>> layer = LoRALinear(nn.Linear(6, 3), rank=2, alpha=4)
-        >>> layer.lora_a.weight.shape, layer.lora_b.weight.shape, layer.scaling
-        (torch.Size([2, 6]), torch.Size([3, 2]), 2.0)
-    """
-
-    def __init__(self, base: nn.Linear, *, rank: int = 4, alpha: float = 8.0,
-                 seed: int | None = 0) -> None:
-        super().__init__()
-        rank, alpha = _check_lora_options(rank, alpha)
-        factory = {"device": base.weight.device, "dtype": base.weight.dtype}
-        self.base = base
-        self.lora_a = nn.Linear(base.in_features, rank, bias=False, **factory)
-        self.lora_b = nn.Linear(rank, base.out_features, bias=False, **factory)
-        self._init_lora(rank, alpha, seed)
-
-    def delta_weight(self) -> Tensor:
-        """``(alpha / rank) * B @ A``: ``(out_features, in_features)``."""
-        return (self.lora_b.weight @ self.lora_a.weight) * self.scaling
-
-
-class LoRAConv2d(_LoRA):
-    """A frozen ``nn.Conv2d`` plus a trainable low-rank update: a ``k x k`` conv A, a 1x1 conv B.
-
-    Args:
-        base: an ungrouped convolution (``groups=1``); kept as ``.base``.
-        rank: channels between A and B.
-        alpha: scale numerator: the update is multiplied by ``alpha / rank``.
-        seed: seed of A's initialisation (None: the global RNG).
-
-    Raises:
-        ConfigError: ``base`` is grouped or depthwise (``groups > 1``).
-
-    Example:
-        >>> layer = LoRAConv2d(nn.Conv2d(3, 8, 3, stride=2), rank=2)
-        >>> layer.lora_a.weight.shape, layer.lora_b.weight.shape
-        (torch.Size([2, 3, 3, 3]), torch.Size([8, 2, 1, 1]))
-    """
-
-    def __init__(self, base: nn.Conv2d, *, rank: int = 4, alpha: float = 8.0,
-                 seed: int | None = 0) -> None:
-        super().__init__()
-        rank, alpha = _check_lora_options(rank, alpha)
-        if base.groups != 1:
-            raise ConfigError(
-                f"LoRA needs an ungrouped convolution (groups=1); this one has groups="
-                f"{base.groups}. Leave grouped and depthwise convolutions out of the targets."
-            )
-        factory = {"device": base.weight.device, "dtype": base.weight.dtype}
-        self.base = base
-        self.lora_a = nn.Conv2d(base.in_channels, rank, base.kernel_size, stride=base.stride,
-                                padding=base.padding, dilation=base.dilation, bias=False,
-                                padding_mode=base.padding_mode, **factory)
-        self.lora_b = nn.Conv2d(rank, base.out_channels, 1, bias=False, **factory)
-        self._init_lora(rank, alpha, seed)
-
-    def delta_weight(self) -> Tensor:
-        """``(alpha / rank) * B @ A`` as a kernel: ``(out_channels, in_channels, kH, kW)``."""
-        b = self.lora_b.weight[:, :, 0, 0]
-        return torch.einsum("or,rikl->oikl", b, self.lora_a.weight) * self.scaling
-
-
-def lora_layers(model: nn.Module) -> list[tuple[str, _LoRA]]:
-    """The ``(qualified name, wrapper)`` pairs of every LoRA layer in ``model``.
-
-    Example:
-        >>> lora_layers(nn.Sequential(LoRALinear(nn.Linear(2, 2))))[0][0]
-        '0'
-    """
-    return [(name, m) for name, m in model.named_modules() if isinstance(m, _LoRA)]
-
-
-def lora_param_names(model: nn.Module) -> list[str]:
-    """Qualified names of the LoRA parameters (``*.lora_a.weight``, ``*.lora_b.weight``).
-
-    Example:
-        >>> lora_param_names(nn.Sequential(LoRALinear(nn.Linear(2, 2))))
-        ['0.lora_a.weight', '0.lora_b.weight']
-    """
-    return [n for n, _ in model.named_parameters()
-            if n.endswith((".lora_a.weight", ".lora_b.weight"))]
 
 
 def _candidates(model: nn.Module, exclude: Sequence[str]) -> list[tuple[str, nn.Module]]:
@@ -293,7 +149,7 @@ def add_lora(model: nn.Module, *, rank: int = 4, alpha: float = 8.0,
         >>> add_lora(net, targets="linear", exclude=["2"])
         ['0']
     """
-    rank, alpha = _check_lora_options(rank, alpha)
+    rank, alpha = check_lora_options(rank, alpha)
     names = _select_targets(model, targets, exclude)
     for i, name in enumerate(names):
         if name == "":
@@ -330,7 +186,7 @@ def merge_lora(model: nn.Module, *, unload: bool = True) -> nn.Module:
         >>> type(plain[0]).__name__, torch.allclose(plain(x), y, atol=1e-5)
         ('Conv2d', True)
     """
-    if isinstance(model, _LoRA):
+    if isinstance(model, LoRALayer):
         model.merge()
         return model.base if unload else model
     for name, layer in lora_layers(model):
@@ -362,7 +218,7 @@ def unmerge_lora(model: nn.Module) -> nn.Module:
         >>> torch.allclose(unmerge_lora(merge_lora(net, unload=False))[0].base.weight, w)
         True
     """
-    layers = [model] if isinstance(model, _LoRA) else [m for _, m in lora_layers(model)]
+    layers = [model] if isinstance(model, LoRALayer) else [m for _, m in lora_layers(model)]
     if not layers:
         raise ConfigError(
             "unmerge_lora found no LoRA layers. merge_lora(model) unloads them by default; "
@@ -401,7 +257,7 @@ class BitFit(Strategy):
         train_head: also train every parameter of the head (default True).
 
     Example:
-        >>> from finetune_kit.freezing import model_stages
+        >>> from finetune_kit.stages import model_stages
         >>> net = nn.Sequential(nn.Conv2d(1, 2, 3), nn.BatchNorm2d(2), nn.Flatten(),
         ...                     nn.Linear(2, 2))
         >>> sorted(BitFit().trainable(net, model_stages(net), 0))
@@ -433,7 +289,7 @@ class LoRA(Strategy):
         seed: seed of the LoRA initialisation.
 
     Example:
-        >>> from finetune_kit.freezing import model_stages
+        >>> from finetune_kit.stages import model_stages
         >>> net = nn.Sequential(nn.Linear(2, 3), nn.ReLU(), nn.Linear(3, 1))
         >>> strategy = LoRA(rank=2)
         >>> strategy.prepare(net, model_stages(net))

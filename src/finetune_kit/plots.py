@@ -5,11 +5,12 @@ when a figure is drawn, and figures are rendered with the Agg backend through
 ``matplotlib.figure.Figure`` directly: no ``pyplot``, no global backend switch, so plotting from
 a training run never disturbs a notebook's own figures.
 
-The plain functions work without a Trainer: :func:`plot_history` (epoch rows -> loss, accuracy
-and learning-rate curves), :func:`plot_confusion`, :func:`plot_images` (an image grid with
-titles) and :func:`top_losses` (the highest-loss samples of a loader). :class:`PlotCallback`
-draws them into the run directory: ``plots/curves.png`` as epochs finish, and
-``plots/confusion.png`` and ``plots/worst.png`` when :meth:`Trainer.test` runs.
+The functions work without a Trainer: :func:`plot_history` (epoch rows -> loss, accuracy and
+learning-rate curves), :func:`plot_confusion` and :func:`plot_images` (an image grid with
+titles; :func:`~finetune_kit.top_losses.top_losses` finds the highest-loss samples of a loader
+to show). :class:`~finetune_kit.PlotCallback` (:mod:`finetune_kit.plot_callback`) draws them
+into the run directory: ``plots/curves.png`` as epochs finish, and ``plots/confusion.png`` and
+``plots/worst.png`` when :meth:`Trainer.test <finetune_kit.Trainer.test>` runs.
 
 Example:
     >>> import tempfile, pathlib
@@ -25,32 +26,20 @@ from __future__ import annotations
 import io
 import math
 from collections.abc import Mapping, Sequence
-from contextlib import nullcontext
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
-import torch.nn.functional as F
-from torch import nn
 
-from finetune_kit.callbacks import Callback
 from finetune_kit.errors import ConfigError, OutputDirError, ShapeError
-
-if TYPE_CHECKING:
-    from finetune_kit.runtime import Precision
-    from finetune_kit.trainer import Trainer
 
 __all__ = [
     "PNG_SIGNATURE",
-    "PlotCallback",
-    "TopLosses",
     "denormalize",
     "plot_confusion",
     "plot_history",
     "plot_images",
     "require_matplotlib",
-    "top_losses",
 ]
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -325,183 +314,3 @@ def plot_images(images: torch.Tensor | Sequence[torch.Tensor], titles: Sequence[
             ax.imshow(image.permute(1, 2, 0).numpy())
         ax.set_title(str(title), fontsize="small")
     return _save(fig, path)
-
-
-# ------------------------------------------------------------- top losses
-@dataclass(frozen=True, eq=False)
-class TopLosses:
-    """The highest-loss samples of a loader, highest first (all tensors on the CPU).
-
-    Attributes:
-        images: ``(k, C, H, W)`` the samples as the model saw them (normalised float).
-        targets: ``(k,)`` true class indices.
-        predictions: ``(k,)`` predicted class indices (argmax).
-        confidences: ``(k,)`` softmax probability of the predicted class.
-        losses: ``(k,)`` cross-entropy loss of each sample, descending.
-        positions: ``(k,)`` positions in the loader's order (the split's index for an
-            unshuffled, single-process loader such as ``loaders.test``).
-
-    Example:
-        >>> t = torch.tensor
-        >>> worst = TopLosses(torch.zeros(1, 1, 2, 2), t([1]), t([0]), t([0.9]), t([2.5]), t([7]))
-        >>> len(worst), worst.positions.tolist()
-        (1, [7])
-    """
-
-    images: torch.Tensor
-    targets: torch.Tensor
-    predictions: torch.Tensor
-    confidences: torch.Tensor
-    losses: torch.Tensor
-    positions: torch.Tensor
-
-    def __len__(self) -> int:
-        return int(self.losses.shape[0])
-
-    def titles(self, class_names: Sequence[str]) -> list[str]:
-        """One title per sample: true name, predicted name with its probability, loss.
-
-        Example:
-            >>> t = torch.tensor
-            >>> TopLosses(t([]), t([1]), t([0]), t([0.9]), t([2.5]), t([7])).titles(["a", "b"])
-            ['true: b\\npred: a (0.90)\\nloss 2.50']
-        """
-        return [f"true: {class_names[int(t)]}\npred: {class_names[int(p)]} ({float(c):.2f})\n"
-                f"loss {float(loss):.2f}" for t, p, c, loss in
-                zip(self.targets, self.predictions, self.confidences, self.losses, strict=True)]
-
-
-@torch.no_grad()
-def top_losses(model: nn.Module, loader: Any, k: int = 16, *,
-               precision: Precision | None = None) -> TopLosses:
-    """The ``k`` samples of ``loader`` with the highest cross-entropy loss under ``model``.
-
-    One pass over ``loader.iter_epoch(0)`` with the model in eval mode (its mode is restored
-    afterwards); only ``k`` candidates are kept on the device at any time.
-
-    Args:
-        model: the classifier, on the loader's device.
-        loader: a finetune_kit loader (``DeviceLoader`` / ``TorchLoader``, e.g.
-            ``trainer.loaders.test``) yielding normalised ``(x, y)`` batches.
-        k: how many samples to return (fewer when the loader holds fewer).
-        precision: run the forward pass under this precision's autocast (e.g.
-            ``trainer.precision``); None runs in the model's dtype.
-
-    Returns:
-        :class:`TopLosses`, highest loss first.
-
-    Raises:
-        ConfigError: ``k`` is not a positive integer, or the loader yields no samples.
-
-    Example:
-        >>> import torch
-        >>> from finetune_kit.data import DeviceLoader, ImageTensorDataset
-        >>> ds = ImageTensorDataset(torch.zeros(5, 1, 4, 4, dtype=torch.uint8),
-        ...                         torch.tensor([0, 1, 0, 1, 1]), ["a", "b"])
-        >>> loader = DeviceLoader(ds, batch_size=2, mean=(0.0,), std=(1.0,))
-        >>> net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(16, 2))
-        >>> worst = top_losses(net, loader, k=3)
-        >>> len(worst), bool(worst.losses[0] >= worst.losses[-1])
-        (3, True)
-    """
-    if not isinstance(k, int) or isinstance(k, bool) or k < 1:
-        raise ConfigError(f"top_losses needs k >= 1 (an integer); got {k!r}.")
-    was_training = model.training
-    model.eval()
-    kept: list[torch.Tensor] | None = None  # images, targets, preds, confidences, losses, positions
-    seen = 0
-    try:
-        for x, y in loader.iter_epoch(0):
-            with precision.autocast(x.device) if precision is not None else nullcontext():
-                logits = model(x)
-            logits = logits.float()
-            losses = F.cross_entropy(logits, y, reduction="none")
-            confidences, predictions = logits.softmax(dim=1).max(dim=1)
-            positions = torch.arange(seen, seen + len(y), device=y.device)
-            seen += len(y)
-            batch = [x.float(), y, predictions, confidences, losses, positions]
-            if kept is not None:
-                batch = [torch.cat(pair) for pair in zip(kept, batch, strict=True)]
-            order = batch[4].topk(min(k, len(batch[4]))).indices
-            kept = [t[order] for t in batch]
-    finally:
-        model.train(was_training)
-    if kept is None:
-        raise ConfigError("top_losses: the loader yielded no samples.")
-    return TopLosses(*(t.cpu() for t in kept))
-
-
-# --------------------------------------------------------------- callback
-class PlotCallback(Callback):
-    """Draw a run's figures into ``<run dir>/plots/``.
-
-    * ``curves.png``: loss, accuracy and learning rate per epoch, redrawn every
-      ``every_n_epochs`` epochs and at the end of fit (a stopped run still has its curves);
-    * at :meth:`Trainer.test`: ``confusion.png`` (the test confusion matrix) and
-      ``worst.png`` (the ``worst`` highest-loss test images with true and predicted names).
-      Finding them takes one more pass over the test set (set ``worst=0`` to skip it).
-
-    Args:
-        curves: draw the learning curves.
-        confusion: draw the confusion matrix at test end.
-        worst: how many worst test images to show (0: no grid).
-        every_n_epochs: redraw the curves every this many epochs.
-        directory: where to write instead of ``<run dir>/plots`` (needed when testing with a
-            Trainer that has no run directory, i.e. one that never ran ``fit``).
-
-    Raises:
-        ConfigError: matplotlib is missing (the message says how to install it), or a bad
-            ``worst`` / ``every_n_epochs``.
-
-    Example:
-        >>> PlotCallback(worst=8).worst
-        8
-    """
-
-    main_process_only = True  # under DDP only rank 0 draws (the worst images: of its shard)
-
-    def __init__(self, *, curves: bool = True, confusion: bool = True, worst: int = 16,
-                 every_n_epochs: int = 1, directory: str | Path | None = None) -> None:
-        require_matplotlib()
-        if not isinstance(worst, int) or worst < 0:
-            raise ConfigError(f"PlotCallback worst must be an integer >= 0, got {worst!r}.")
-        if not isinstance(every_n_epochs, int) or every_n_epochs < 1:
-            raise ConfigError(f"PlotCallback every_n_epochs must be >= 1, got {every_n_epochs!r}.")
-        self.curves, self.confusion, self.worst = curves, confusion, worst
-        self.every_n_epochs = every_n_epochs
-        self.directory = Path(directory) if directory is not None else None
-        self._drawn_rows = 0
-
-    def _path(self, trainer: Trainer, name: str) -> Path:
-        if self.directory is not None:
-            return self.directory / name
-        if trainer.run_dir is None:
-            raise ConfigError(
-                "PlotCallback has nowhere to write: this Trainer has no run directory (fit() was "
-                "not called). Pass PlotCallback(directory='some/dir') or call fit() first."
-            )
-        return trainer.run_dir.path(f"plots/{name}")
-
-    def _draw_curves(self, trainer: Trainer) -> None:
-        rows = trainer.history.rows
-        if self.curves and rows and len(rows) != self._drawn_rows:
-            plot_history(rows, self._path(trainer, "curves.png"))
-            self._drawn_rows = len(rows)
-
-    def on_epoch_end(self, trainer: Trainer) -> None:
-        if trainer.state.epoch % self.every_n_epochs == 0:
-            self._draw_curves(trainer)
-
-    def on_fit_end(self, trainer: Trainer) -> None:
-        self._draw_curves(trainer)
-
-    def on_test_end(self, trainer: Trainer) -> None:
-        names = [str(n) for n in trainer.data.class_names]
-        if self.confusion:
-            plot_confusion(trainer.state.test_report.confusion, names,
-                           self._path(trainer, "confusion.png"))
-        if self.worst and trainer.loaders.test is not None:
-            worst = top_losses(trainer.eval_model, trainer.loaders.test, self.worst,
-                               precision=trainer.precision)
-            images = denormalize(worst.images, trainer.data.mean, trainer.data.std)
-            plot_images(images, worst.titles(names), self._path(trainer, "worst.png"))

@@ -29,7 +29,7 @@ from finetune_kit.errors import ConfigError, UnknownNameError
 from finetune_kit.registry import Registry, did_you_mean
 
 if TYPE_CHECKING:
-    from finetune_kit.freezing import Stage
+    from finetune_kit.stages import Stage
 
 __all__ = [
     "STRATEGIES",
@@ -197,7 +197,7 @@ class LinearProbe(Strategy):
 
     Example:
         >>> from torch import nn
-        >>> from finetune_kit.freezing import model_stages
+        >>> from finetune_kit.stages import model_stages
         >>> net = nn.Sequential(nn.Linear(2, 3), nn.Linear(3, 1))
         >>> sorted(LinearProbe().trainable(net, model_stages(net), 0))
         ['1.bias', '1.weight']
@@ -218,7 +218,7 @@ class FreezeFirst(Strategy):
 
     Example:
         >>> from torch import nn
-        >>> from finetune_kit.freezing import model_stages
+        >>> from finetune_kit.stages import model_stages
         >>> net = nn.Sequential(nn.Linear(2, 3), nn.Linear(3, 3), nn.Linear(3, 1))
         >>> sorted(FreezeFirst(2).trainable(net, model_stages(net), 0))
         ['2.bias', '2.weight']
@@ -253,7 +253,7 @@ class FreezeUntil(Strategy):
 
     Example:
         >>> from torch import nn
-        >>> from finetune_kit.freezing import model_stages
+        >>> from finetune_kit.stages import model_stages
         >>> net = nn.Sequential(nn.Linear(2, 3), nn.Linear(3, 3), nn.Linear(3, 1))
         >>> sorted(FreezeUntil("1").trainable(net, model_stages(net), 0))
         ['1.bias', '1.weight', '2.bias', '2.weight']
@@ -344,7 +344,7 @@ class DiscriminativeLR(Strategy):
 
     Example:
         >>> from torch import nn
-        >>> from finetune_kit.freezing import model_stages
+        >>> from finetune_kit.stages import model_stages
         >>> net = nn.Sequential(nn.Linear(2, 3), nn.Linear(3, 3), nn.Linear(3, 1))
         >>> DiscriminativeLR(0.5).multipliers(model_stages(net))
         {'0': 0.25, '1': 0.5, 'head': 1.0}
@@ -371,7 +371,7 @@ class TrainOnly(Strategy):
 
     Example:
         >>> from torch import nn
-        >>> from finetune_kit.freezing import model_stages
+        >>> from finetune_kit.stages import model_stages
         >>> net = nn.Sequential(nn.Linear(2, 3), nn.Linear(3, 3), nn.Linear(3, 1))
         >>> sorted(TrainOnly(["1"]).trainable(net, model_stages(net), 0))
         ['1.bias', '1.weight']
