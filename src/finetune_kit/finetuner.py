@@ -90,6 +90,12 @@ def _linear_probe(*, epochs: int, freeze_epochs: int, lr: float, decay: float, e
 def list_recipes(pattern: str = "*") -> list[str]:
     """Names of the registered fine-tuning recipes.
 
+    Args:
+        pattern: a shell-style glob, e.g. ``"two*"``.
+
+    Returns:
+        The sorted recipe names.
+
     Example:
         >>> list_recipes()
         ['gradual', 'linear_probe', 'two_stage']
@@ -118,9 +124,23 @@ class FineTuner:
         callbacks: extra callbacks, given to every stage's Trainer.
         **options: Trainer options (``batch_size``, ``optimizer``, ``precision``, ``seed`` ...).
 
+    Returns:
+        A FineTuner; :meth:`fit` runs its stages and returns their combined history.
+
     Raises:
         UnknownNameError: unknown recipe, model or dataset.
         ConfigError: a bad option.
+
+    Example:
+        >>> import tempfile
+        >>> from finetune_kit import create_datasets
+        >>> data = create_datasets("fake", num_classes=2, in_channels=1, image_size=16,
+        ...                        train_size=16, test_size=4)
+        >>> ft = FineTuner(model="lenet", dataset=data, weights=None, recipe="linear_probe",
+        ...                epochs=1, progress=False, model_options={"input_size": 16},
+        ...                output_dir=tempfile.mkdtemp() + "/ft")
+        >>> [stage.strategy for stage in ft.stages]
+        ['linear_probe']
     """
 
     def __init__(self, model: str | nn.Module = "resnet18", *, dataset: str | DataBundle = "cifar10",

@@ -44,14 +44,15 @@ class RunDir:
             overwrite: allow a directory that holds a previous run (one with ``config.toml``);
                 its run files are replaced as the new run writes them. A non-empty directory
                 that is not a run directory is always refused.
-            write: create it (False on the non-writing ranks of a distributed run).
+            write: check and create it (False on the non-writing ranks of a distributed run,
+                which call :meth:`check_available` before rank 0 creates it).
 
         Raises:
             OutputDirError: the directory exists and is not empty, or cannot be written.
         """
-        cls.check_available(root, overwrite=overwrite)
         run = cls(Path(root))
-        if write:
+        if write:  # the other ranks of a distributed run checked before rank 0 writes
+            cls.check_available(root, overwrite=overwrite)
             run._make_writable()
         return run
 

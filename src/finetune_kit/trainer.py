@@ -137,7 +137,7 @@ class Trainer:
 
     @property
     def is_main(self) -> bool:
-        """True in the process that writes files: rank 0 under DDP, always in a single process."""
+        """Whether this process writes files (rank 0 under DDP; always in a single process)."""
         return self.dist.is_main
 
     def _setup(self, resume: str | Path | None) -> dict[str, Any] | None:
