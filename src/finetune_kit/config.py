@@ -169,7 +169,8 @@ class OptimConfig:
         scheduler_options: extra keyword arguments for the scheduler.
         grad_clip: clip the gradient norm to this value (``None``: no clipping).
         grad_accum: accumulate gradients over this many batches per optimizer step.
-        ema: decay of an exponential moving average of the weights (``None``: no EMA).
+        ema: decay of an exponential moving average of the weights, ramped up from 0.1 over
+            the first steps (``None``: no EMA); evaluation then uses the averaged weights.
         mixup_alpha: Beta(alpha, alpha) of mixup, applied per batch on the device (0: off).
         cutmix_alpha: Beta(alpha, alpha) of cutmix (0: off); with both on, one is picked per
             batch at random.

@@ -170,7 +170,8 @@ class Trainer:
         self.added_groups: list[list[str]] = []  # names of the parameters each unfreeze added
         self._build_optimizer()
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.precision.use_scaler)
-        self.ema = ModelEma(self.model, decay=cfg.optim.ema) if cfg.optim.ema else None
+        # Warmup (decay ramps up from 0.1) keeps early evaluations from mixing in the random init.
+        self.ema = ModelEma(self.model, decay=cfg.optim.ema, warmup=True) if cfg.optim.ema else None
         self._wrap_model()
         barrier()  # every rank has checked and built everything before rank 0 writes
         if resume is not None:
