@@ -245,3 +245,23 @@ def test_unknown_part_names_leave_no_run_directory(tmp_path, option):
     with pytest.raises(fk.UnknownNameError, match="Did you mean"):
         make_trainer(tmp_path, **option).fit()
     assert not (tmp_path / "run").exists()
+
+
+def test_fp16_mixed_runs_on_cpu(tmp_path):
+    trainer = make_trainer(tmp_path, epochs=1, precision="16-mixed", deterministic=False)
+    history = trainer.fit()
+    assert trainer.precision.autocast_dtype is torch.float16 and not trainer.precision.use_scaler
+    assert history.rows[0]["train_loss"] > 0
+
+
+@pytest.mark.cuda
+@pytest.mark.parametrize("precision", ["bf16-mixed", "16-mixed"])
+def test_cuda_channels_last_and_compile(tmp_path, precision):
+    trainer = make_trainer(tmp_path, epochs=1, device="cuda", precision=precision, channels_last=True,
+                           compile=True, deterministic=False)
+    history = trainer.fit()
+    assert next(trainer.model.parameters()).is_cuda
+    assert trainer.model.conv.weight.is_contiguous(memory_format=torch.channels_last)
+    assert history.rows[0]["train_loss"] > 0
+    if precision == "16-mixed":
+        assert "skipped_steps" in history.rows[0]
