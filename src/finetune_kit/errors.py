@@ -26,36 +26,92 @@ __all__ = [
 
 
 class FinetuneKitError(Exception):
-    """Root of every error finetune_kit raises on purpose."""
+    """Root of every error finetune_kit raises on purpose.
+
+    Example:
+        >>> try:
+        ...     raise DataError("no such file")
+        ... except FinetuneKitError as error:
+        ...     print(type(error).__name__)
+        DataError
+    """
 
 
 class ConfigError(FinetuneKitError, ValueError):
-    """A configuration value, key or argument is invalid (wrong type, out of range, misspelt)."""
+    """A configuration value, key or argument is invalid (wrong type, out of range, misspelt).
+
+    Example:
+        >>> isinstance(ConfigError("epochs must be >= 1"), ValueError)
+        True
+    """
 
 
 class UnknownNameError(ConfigError):
-    """A name looked up in a registry (dataset, model, strategy, ...) is not registered."""
+    """A name looked up in a registry (dataset, model, strategy, ...) is not registered.
+
+    Example:
+        >>> from finetune_kit import create_model
+        >>> try:
+        ...     create_model("resnet81", num_classes=10)
+        ... except UnknownNameError as error:
+        ...     print(str(error)[:43])
+        Unknown model 'resnet81'. Did you mean 'res
+    """
 
 
 class DataError(FinetuneKitError):
-    """A dataset could not be found, read or validated (missing file, bad format, bad labels)."""
+    """A dataset could not be found, read or validated (missing file, bad format, bad labels).
+
+    Example:
+        >>> issubclass(DataError, FinetuneKitError)
+        True
+    """
 
 
 class CheckpointError(FinetuneKitError):
-    """A checkpoint or weights file is missing, truncated, unsafe or does not fit the model."""
+    """A checkpoint or weights file is missing, truncated, unsafe or does not fit the model.
+
+    Example:
+        >>> from finetune_kit.checkpoint import load_checkpoint
+        >>> try:
+        ...     load_checkpoint("missing.ckpt")
+        ... except CheckpointError as error:
+        ...     print(str(error)[:20])
+        Checkpoint not found
+    """
 
 
 class ShapeError(FinetuneKitError, ValueError):
-    """Tensor or model shapes do not fit together (channels, classes, image size)."""
+    """Tensor or model shapes do not fit together (channels, classes, image size).
+
+    Example:
+        >>> isinstance(ShapeError("3 channels expected"), ValueError)
+        True
+    """
 
 
 class DeviceError(FinetuneKitError):
-    """The requested device or precision is not available on this machine."""
+    """The requested device or precision is not available on this machine.
+
+    Example:
+        >>> issubclass(DeviceError, FinetuneKitError)
+        True
+    """
 
 
 class OutputDirError(FinetuneKitError):
-    """The run directory cannot be used (exists already, not writable, escapes the run root)."""
+    """The run directory cannot be used (exists already, not writable, escapes the run root).
+
+    Example:
+        >>> issubclass(OutputDirError, FinetuneKitError)
+        True
+    """
 
 
 class TrainingError(FinetuneKitError):
-    """Training cannot go on (non-finite loss, diverged weights)."""
+    """Training cannot go on (non-finite loss, diverged weights).
+
+    Example:
+        >>> issubclass(TrainingError, FinetuneKitError)
+        True
+    """

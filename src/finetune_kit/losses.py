@@ -72,6 +72,12 @@ def register_loss(name: str, builder: Callable[..., nn.Module] | None = None, *,
 def list_losses(pattern: str = "*") -> list[str]:
     """Sorted names of the registered losses matching a shell-style glob.
 
+    Args:
+        pattern: a shell-style glob, e.g. ``"*"`` (all) or ``"res*"``.
+
+    Returns:
+        The sorted names of the registered losses that match.
+
     Example:
         >>> list_losses("*cross_entropy")
         ['cross_entropy', 'soft_target_cross_entropy']

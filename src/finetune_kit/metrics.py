@@ -69,6 +69,12 @@ def register_metric(name: str, cls: type[Metric] | None = None, *, override: boo
 def list_metrics(pattern: str = "*") -> list[str]:
     """Sorted names of the registered metrics matching a shell-style glob.
 
+    Args:
+        pattern: a shell-style glob, e.g. ``"*"`` (all) or ``"res*"``.
+
+    Returns:
+        The sorted names of the registered metrics that match.
+
     Example:
         >>> list_metrics("*accuracy")
         ['accuracy', 'top_k_accuracy']

@@ -119,6 +119,12 @@ register_optimizer("rprop", torch.optim.Rprop, weight_decay=False)
 def list_optimizers(pattern: str = "*") -> list[str]:
     """Sorted names of the registered optimizers matching a shell-style glob.
 
+    Args:
+        pattern: a shell-style glob, e.g. ``"*"`` (all) or ``"res*"``.
+
+    Returns:
+        The sorted names of the registered optimizers that match.
+
     Example:
         >>> list_optimizers("adam*")
         ['adam', 'adamax', 'adamw']

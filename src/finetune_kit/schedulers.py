@@ -96,6 +96,12 @@ def register_scheduler(name: str, cls: type[Scheduler] | None = None, *,
 def list_schedulers(pattern: str = "*") -> list[str]:
     """Sorted names of the registered schedulers matching a shell-style glob.
 
+    Args:
+        pattern: a shell-style glob, e.g. ``"*"`` (all) or ``"res*"``.
+
+    Returns:
+        The sorted names of the registered schedulers that match.
+
     Example:
         >>> list_schedulers()
         ['constant', 'cosine', 'multistep', 'onecycle', 'plateau', 'step']

@@ -122,6 +122,12 @@ def register_strategy(name: str, factory: Callable[..., Strategy] | None = None,
 def list_strategies(pattern: str = "*") -> list[str]:
     """Sorted names of the registered strategies matching a shell-style glob.
 
+    Args:
+        pattern: a shell-style glob, e.g. ``"*"`` (all) or ``"res*"``.
+
+    Returns:
+        The sorted names of the registered strategies that match.
+
     Example:
         >>> list_strategies()[:3]
         ['bitfit', 'discriminative_lr', 'freeze_first']

@@ -98,6 +98,12 @@ def register_dataset(name: str, builder: DatasetBuilder | None = None, *, overri
 def list_datasets(pattern: str = "*") -> list[str]:
     """Names of the registered datasets matching a shell-style glob.
 
+    Args:
+        pattern: a shell-style glob, e.g. ``"*"`` (all) or ``"res*"``.
+
+    Returns:
+        The sorted names of the registered datasets that match.
+
     Example:
         >>> list_datasets("*mnist")
         ['fashion_mnist', 'mnist']
