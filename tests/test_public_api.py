@@ -25,25 +25,9 @@ DIRECTIVE = re.compile(
     re.MULTILINE,
 )
 
-# Public names whose docstrings lack a required section today, and which sections. Each is an
-# expected failure (strict: the test fails once the docstring is fixed, so the entry is removed
-# then). Do not add to this list: write the missing sections instead.
-KNOWN_GAPS: dict[str, tuple[str, ...]] = {
-    "CSVLogger": ("Example",),
-    "Callback": ("Example",),
-    "History": ("Args", "Example"),
-    "JSONLogger": ("Args", "Example"),
-    "LearningRateMonitor": ("Example",),
-    "NaNGuard": ("Args",),
-    "ProgressBar": ("Example",),
-    "RunConfig": ("Args", "Example"),
-    "TensorBoardLogger": ("Args", "Example"),
-    "Timer": ("Example",),
-    "apply_overrides": ("Example",),
-    "build_trainer": ("Args", "Returns", "Example"),
-    "evaluate_checkpoint": ("Example",),
-    "save_config": ("Args", "Example"),
-}
+# Public names whose docstrings lack a required section, and which sections (strict expected
+# failures). Empty since every gap was closed: do not add to it, write the sections instead.
+KNOWN_GAPS: dict[str, tuple[str, ...]] = {}
 
 
 def documented_names() -> list[str]:

@@ -53,7 +53,17 @@ HOOKS = tuple(f"on_{event}" for event in EVENTS)
 
 
 class Callback:
-    """Base class: override any ``on_<event>(self, trainer)`` of :data:`EVENTS`."""
+    """Base class: override any ``on_<event>(self, trainer)`` of :data:`EVENTS`.
+
+    Example:
+        >>> class CountBatches(Callback):
+        ...     def __init__(self):
+        ...         self.batches = 0
+        ...     def on_train_batch_end(self, trainer):
+        ...         self.batches += 1
+        >>> CountBatches().batches
+        0
+    """
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -247,6 +257,9 @@ class ModelCheckpoint(Callback):
 class NaNGuard(Callback):
     """Stop with a clear error when the loss becomes NaN or infinite.
 
+    Args:
+        check_every: read the loss from the device every this many batches.
+
     The check reads the loss from the device once every ``check_every`` batches (the Trainer
     also checks the epoch's mean loss). The last good checkpoint on disk is never replaced by
     one taken after the fault, since the error leaves the loop before the next save.
@@ -273,7 +286,12 @@ class NaNGuard(Callback):
 
 
 class LearningRateMonitor(Callback):
-    """Record the learning rate of every optimizer group in the epoch row (``lr``, ``lr_g<i>``)."""
+    """Record the learning rate of every optimizer group in the epoch row (``lr``, ``lr_g<i>``).
+
+    Example:
+        >>> isinstance(LearningRateMonitor(), Callback)
+        True
+    """
 
     def on_train_epoch_end(self, trainer: Trainer) -> None:
         for i, group in enumerate(trainer.optimizer.param_groups):
@@ -281,7 +299,12 @@ class LearningRateMonitor(Callback):
 
 
 class Timer(Callback):
-    """Measure wall time of the fit and of each epoch (``epoch_time`` in the epoch row)."""
+    """Measure wall time of the fit and of each epoch (``epoch_time`` in the epoch row).
+
+    Example:
+        >>> Timer().total
+        0.0
+    """
 
     def __init__(self) -> None:
         self.fit_started = 0.0

@@ -307,7 +307,20 @@ SECTIONS: dict[str, type] = {
 
 @dataclass
 class RunConfig:
-    """A whole run: one field per section (see the module docstring)."""
+    """A whole run: one field per section (see the module docstring).
+
+    Args:
+        data: the ``[data]`` section.
+        loader: the ``[loader]`` section.
+        model: the ``[model]`` section.
+        optim: the ``[optim]`` section.
+        finetune: the ``[finetune]`` section.
+        train: the ``[train]`` section.
+
+    Example:
+        >>> RunConfig(train=TrainConfig(epochs=2)).to_dict()["train"]["epochs"]
+        2
+    """
 
     data: DataConfig = field(default_factory=DataConfig)
     loader: LoaderConfig = field(default_factory=LoaderConfig)
@@ -429,7 +442,19 @@ def load_config(path: str | Path) -> RunConfig:
 
 
 def save_config(config: RunConfig, path: str | Path) -> None:
-    """Write ``config`` as TOML (the resolved config saved next to a run)."""
+    """Write ``config`` as TOML (the resolved config saved next to a run).
+
+    Args:
+        config: the configuration.
+        path: the ``.toml`` file to write.
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> path = pathlib.Path(tempfile.mkdtemp()) / "config.toml"
+        >>> save_config(RunConfig(), path)
+        >>> load_config(path) == RunConfig()
+        True
+    """
     import tomli_w
 
     Path(path).write_text(tomli_w.dumps(config.to_dict()), encoding="utf-8")

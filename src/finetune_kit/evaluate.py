@@ -35,6 +35,19 @@ def evaluate_checkpoint(source: str | Path, *, device: str = "auto", print_repor
 
     Raises:
         CheckpointError: missing, corrupted or unsafe checkpoint, or weights that do not fit.
+
+    Example:
+        >>> import tempfile
+        >>> import finetune_kit as fk
+        >>> cfg = fk.RunConfig.from_dict({"data": {"dataset": "fake", "options": {
+        ...     "train_size": 24, "test_size": 8, "in_channels": 1, "image_size": 16}},
+        ...     "model": {"name": "lenet", "options": {"input_size": 16}},
+        ...     "train": {"epochs": 1, "progress": False, "output_dir": tempfile.mkdtemp() + "/r"}})
+        >>> trainer = fk.build_trainer(cfg)
+        >>> _ = trainer.fit()
+        >>> report = evaluate_checkpoint(trainer.run_dir.root, device="cpu", print_report=False)
+        >>> sum(map(sum, report.confusion))
+        8
     """
     path = find_checkpoint(source)
     state = load_checkpoint(path)

@@ -31,6 +31,10 @@ class CSVLogger(Callback):
 
     Args:
         filename: file name inside the run directory.
+
+    Example:
+        >>> CSVLogger("epochs.csv").filename
+        'epochs.csv'
     """
 
     main_process_only = True  # under DDP only rank 0 writes
@@ -53,7 +57,15 @@ class CSVLogger(Callback):
 
 
 class JSONLogger(Callback):
-    """Write the epoch rows as a JSON list to ``metrics.json`` in the run directory."""
+    """Write the epoch rows as a JSON list to ``metrics.json`` in the run directory.
+
+    Args:
+        filename: file name inside the run directory.
+
+    Example:
+        >>> JSONLogger().filename
+        'metrics.json'
+    """
 
     main_process_only = True  # under DDP only rank 0 writes
 
@@ -68,6 +80,18 @@ class JSONLogger(Callback):
 
 class TensorBoardLogger(Callback):
     """Write scalars for TensorBoard to ``<run>/tensorboard`` (needs the ``tensorboard`` package).
+
+    Args:
+        subdir: the directory inside the run directory.
+
+    Example:
+        >>> try:
+        ...     logger = TensorBoardLogger()
+        ... except ConfigError as error:  # tensorboard is an optional extra
+        ...     print("pip install tensorboard" in str(error))
+        ... else:
+        ...     print(True)
+        True
 
     Raises:
         ConfigError: tensorboard is not installed (``pip install tensorboard``).

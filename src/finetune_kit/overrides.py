@@ -34,6 +34,9 @@ def apply_overrides(config: RunConfig, overrides: list[str]) -> RunConfig:
 
     Raises:
         ConfigError: malformed override, unknown key (with a suggestion), bad value.
+    Example:
+        >>> apply_overrides(RunConfig(), ["optim.lr=0.2", "epochs=3"]).train.epochs
+        3
     """
     data = config.to_dict()
     for item in overrides:

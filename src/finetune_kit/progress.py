@@ -29,6 +29,10 @@ class ProgressBar(Callback):
 
     Args:
         leave: keep each finished batch bar on screen.
+
+    Example:
+        >>> ProgressBar(leave=True).leave
+        True
     """
 
     main_process_only = True  # under DDP only rank 0 writes

@@ -53,7 +53,24 @@ def build_model(config: RunConfig, bundle: DataBundle):
 
 
 def build_trainer(config: RunConfig, *, resume: str | Path | None = None, **trainer_kwargs: Any) -> Trainer:
-    """Datasets, model and Trainer for ``config``; when resuming, the run's saved split is reused."""
+    """Datasets, model and Trainer for ``config``; when resuming, the run's saved split is reused.
+
+    Args:
+        config: the run configuration.
+        resume: the checkpoint or run directory that will be resumed (its split is reused).
+        **trainer_kwargs: extra Trainer arguments, e.g. ``callbacks=[...]``.
+
+    Returns:
+        A :class:`~finetune_kit.Trainer`, ready for ``fit(resume=resume)``.
+
+    Example:
+        >>> import tempfile
+        >>> cfg = RunConfig.from_dict({"data": {"dataset": "fake", "options": {"train_size": 20,
+        ...     "test_size": 4, "in_channels": 1, "image_size": 16}}, "model": {"name": "lenet",
+        ...     "options": {"input_size": 16}}, "train": {"output_dir": tempfile.mkdtemp()}})
+        >>> build_trainer(cfg).data.name
+        'fake'
+    """
     split_file = None
     if resume is not None:
         split = find_checkpoint(resume).parent / "split.json"

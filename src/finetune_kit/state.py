@@ -52,6 +52,13 @@ class TrainState:
 class History:
     """One row (a dict) per finished epoch, as returned by :meth:`Trainer.fit`.
 
+    Args:
+        rows: epoch rows to start from (a resumed run's history).
+
+    Example:
+        >>> History([{"epoch": 1, "train_loss": 0.5}])["train_loss"]
+        [0.5]
+
     Attributes:
         rows: the epoch rows, oldest first.
         interrupted: the run stopped on a signal and can be resumed.
