@@ -121,6 +121,17 @@ def print_results(history: fk.History, report: fk.ClassificationReport, seconds:
     print(f"run directory: {run_dir}")
 
 
+def fit_and_report(trainer: fk.Trainer, args: argparse.Namespace) -> int:
+    """Fit (resuming if asked), test, print the results; the exit status of the example."""
+    started = time.perf_counter()
+    history = trainer.fit(resume=args.resume)
+    if history.interrupted:
+        return 130
+    report = trainer.test()
+    print_results(history, report, time.perf_counter() - started, run_dir=trainer.run_dir.root)
+    return 0
+
+
 def run(main: Callable[[Sequence[str] | None], int], argv: Sequence[str] | None = None) -> int:
     """Run an example's ``main``, printing a library error as one line (exit status 2)."""
     started = time.perf_counter()

@@ -22,10 +22,9 @@ The same recipe from a config file: ``finetune-kit train --config examples/confi
 from __future__ import annotations
 
 import sys
-import time
 from collections.abc import Sequence
 
-from _script import example_parser, print_results, run, smoke_data, trainer_options
+from _script import example_parser, fit_and_report, run, smoke_data, trainer_options
 
 import finetune_kit as fk
 
@@ -56,14 +55,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         seed=0,
         **trainer_options(args, NAME),
     )
-    started = time.perf_counter()
-    history = trainer.fit(resume=args.resume)
-    if history.interrupted:
-        return 130
-    report = trainer.test()
-    seconds = time.perf_counter() - started
-    print_results(history, report, seconds, run_dir=trainer.run_dir.root)
-    return 0
+    return fit_and_report(trainer, args)
 
 
 if __name__ == "__main__":
