@@ -55,7 +55,7 @@ from common import (
 from torch import nn
 
 import finetune_kit as fk
-from finetune_kit.runner import build_datasets, build_model
+from finetune_kit.training.from_config import build_datasets, build_model
 
 __all__ = ["DEFAULT_CONFIG", "SCALES", "TimeToAccuracy", "flip_tta_evaluate", "main",
            "subset_bundle"]

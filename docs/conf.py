@@ -39,7 +39,7 @@ html_static_path = ["_static"]
 # The config reference is generated from the config dataclasses so it cannot drift from the code.
 from pathlib import Path  # noqa: E402
 
-from finetune_kit.config_reference import config_reference  # noqa: E402
+from finetune_kit.config.reference import config_reference  # noqa: E402
 
 _generated = Path(__file__).parent / "_generated"
 _generated.mkdir(exist_ok=True)

@@ -39,7 +39,7 @@ RECIPES = [
     "mnist_convnet",
 ]
 # Examples with flags of their own, run by another test file.
-TESTED_ELSEWHERE = {"transfer_experiment": "tests/test_freezing.py"}
+TESTED_ELSEWHERE = {"transfer_experiment": "tests/freezing/test_plan.py"}
 # The shape of each dataset the configs name, for fake data that stands in for it.
 SHAPES = {"cifar10": (3, 32), "cifar100": (3, 32), "mnist": (1, 28), "fashion_mnist": (1, 28)}
 # Configs of these models train one epoch through the CLI; the others (ResNets, slow on a

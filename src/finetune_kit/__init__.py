@@ -11,16 +11,22 @@ Example:
 from __future__ import annotations
 
 from finetune_kit._version import __version__
+from finetune_kit.analysis import TopLosses, top_losses
 from finetune_kit.callbacks import (
     EVENTS,
     Callback,
+    CSVLogger,
     EarlyStopping,
+    JSONLogger,
     LearningRateMonitor,
     ModelCheckpoint,
     NaNGuard,
+    PlotCallback,
+    ProgressBar,
+    TensorBoardLogger,
     Timer,
 )
-from finetune_kit.config import RunConfig, load_config, save_config
+from finetune_kit.config import RunConfig, apply_overrides, load_config, save_config
 from finetune_kit.data import (
     DataBundle,
     create_datasets,
@@ -28,7 +34,6 @@ from finetune_kit.data import (
     make_loaders,
     register_dataset,
 )
-from finetune_kit.ema import ModelEma
 from finetune_kit.errors import (
     CheckpointError,
     ConfigError,
@@ -40,28 +45,53 @@ from finetune_kit.errors import (
     TrainingError,
     UnknownNameError,
 )
-from finetune_kit.evaluate import evaluate_checkpoint
-from finetune_kit.exporting import LoadedModel, export, load_model
-from finetune_kit.finetuner import FineTuner, list_recipes
-from finetune_kit.freezing import apply_strategy, list_strategies, register_strategy
-from finetune_kit.loggers import CSVLogger, JSONLogger, TensorBoardLogger
-from finetune_kit.losses import create_loss, list_losses, register_loss
-from finetune_kit.lr_finder import lr_find
-from finetune_kit.metrics import create_metric, list_metrics
-from finetune_kit.models import create_model, list_models, load_weights, model_info, register_model
-from finetune_kit.optim import create_optimizer, list_optimizers, register_optimizer
-from finetune_kit.overrides import apply_overrides
-from finetune_kit.peft import merge_lora, unmerge_lora
-from finetune_kit.plot_callback import PlotCallback
-from finetune_kit.prediction import Predictions, predict
-from finetune_kit.progress import ProgressBar
+from finetune_kit.freezing import (
+    apply_strategy,
+    create_strategy,
+    list_strategies,
+    merge_lora,
+    register_strategy,
+    unmerge_lora,
+)
+from finetune_kit.inference import LoadedModel, Predictions, export, load_model, predict
+from finetune_kit.metrics import (
+    ClassificationReport,
+    classification_report,
+    create_metric,
+    list_metrics,
+    register_metric,
+)
+from finetune_kit.models import (
+    create_model,
+    list_models,
+    load_weights,
+    model_info,
+    model_stages,
+    register_model,
+    unwrap_model,
+)
+from finetune_kit.optim import (
+    ModelEma,
+    create_loss,
+    create_optimizer,
+    create_scheduler,
+    list_losses,
+    list_optimizers,
+    list_schedulers,
+    lr_find,
+    register_loss,
+    register_optimizer,
+    register_scheduler,
+)
 from finetune_kit.registry import Registry
-from finetune_kit.report import ClassificationReport, classification_report
-from finetune_kit.runner import build_trainer
-from finetune_kit.schedulers import create_scheduler, list_schedulers
-from finetune_kit.stages import model_stages
-from finetune_kit.state import History
-from finetune_kit.trainer import Trainer
+from finetune_kit.training import (
+    FineTuner,
+    History,
+    Trainer,
+    build_trainer,
+    evaluate_checkpoint,
+    list_recipes,
+)
 
 __all__ = [
     "EVENTS",
@@ -92,6 +122,7 @@ __all__ = [
     "ShapeError",
     "TensorBoardLogger",
     "Timer",
+    "TopLosses",
     "Trainer",
     "TrainingError",
     "UnknownNameError",
@@ -106,6 +137,7 @@ __all__ = [
     "create_model",
     "create_optimizer",
     "create_scheduler",
+    "create_strategy",
     "evaluate_checkpoint",
     "export",
     "list_datasets",
@@ -127,9 +159,13 @@ __all__ = [
     "predict",
     "register_dataset",
     "register_loss",
+    "register_metric",
     "register_model",
     "register_optimizer",
+    "register_scheduler",
     "register_strategy",
     "save_config",
+    "top_losses",
     "unmerge_lora",
+    "unwrap_model",
 ]

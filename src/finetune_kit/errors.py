@@ -72,7 +72,7 @@ class CheckpointError(FinetuneKitError):
     """A checkpoint or weights file is missing, truncated, unsafe or does not fit the model.
 
     Example:
-        >>> from finetune_kit.checkpoint import load_checkpoint
+        >>> from finetune_kit.storage.checkpoint import load_checkpoint
         >>> try:
         ...     load_checkpoint("missing.ckpt")
         ... except CheckpointError as error:

@@ -1,7 +1,9 @@
 """One generic registry: parts of the library looked up by name.
 
 Datasets, models, strategies, losses, optimizers, schedulers, metrics: each kind has one
-:class:`Registry` and user code adds its own entries with ``register``.
+:class:`Registry` and user code adds its own entries with ``register``. Options given by name
+are checked in one place, :func:`check_options`: an unknown option is an error that suggests the
+closest valid one and lists them all.
 
 Example:
     >>> from finetune_kit.registry import Registry
@@ -19,13 +21,14 @@ from __future__ import annotations
 
 import difflib
 import fnmatch
+import inspect
 import re
-from collections.abc import Callable, Iterator
-from typing import Generic, TypeVar, overload
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any, Generic, TypeVar, overload
 
 from finetune_kit.errors import ConfigError, UnknownNameError
 
-__all__ = ["Registry", "did_you_mean"]
+__all__ = ["Registry", "accepted_options", "check_options", "did_you_mean", "plural"]
 
 T = TypeVar("T")
 
@@ -50,6 +53,82 @@ def did_you_mean(name: str, choices: list[str] | tuple[str, ...]) -> str:
     return f" Did you mean '{close[0]}'?" if close else ""
 
 
+def plural(kind: str) -> str:
+    """The plural of a registry kind: ``"loss"`` -> ``"losses"``, ``"strategy"`` -> ``"strategies"``.
+
+    Args:
+        kind: a singular noun.
+
+    Returns:
+        Its plural.
+
+    Example:
+        >>> [plural(k) for k in ("model", "loss", "strategy")]
+        ['models', 'losses', 'strategies']
+    """
+    if kind.endswith(("s", "x", "ch", "sh")):
+        return kind + "es"
+    if kind.endswith("y") and kind[-2:-1] not in ("a", "e", "i", "o", "u"):
+        return kind[:-1] + "ies"
+    return kind + "s"
+
+
+def accepted_options(factory: Callable[..., Any], *, reserved: Sequence[str] = (),
+                     open_kwargs: bool = True) -> list[str] | None:
+    """The keyword options ``factory`` takes, minus ``reserved`` ones (``None``: any, it has ``**kwargs``).
+
+    Args:
+        factory: a function or class.
+        reserved: parameters the library fills itself (not user options).
+        open_kwargs: whether a ``**kwargs`` parameter accepts anything; False when it only
+            carries the reserved arguments on to a base class.
+
+    Returns:
+        The option names in signature order, or None when the factory accepts any keyword.
+
+    Example:
+        >>> def build(root, *, size=32, flip=True): ...
+        >>> accepted_options(build, reserved=["root"])
+        ['size', 'flip']
+    """
+    params = inspect.signature(factory).parameters
+    if open_kwargs and any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return None
+    named = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    return [n for n, p in params.items() if p.kind in named and n not in reserved and n != "self"]
+
+
+def check_options(kind: str, name: str, options: Mapping[str, Any], accepted: Sequence[str] | None,
+                  *, common: Sequence[str] = ()) -> None:
+    """The one option checker: refuse an option that the ``kind`` named ``name`` does not take.
+
+    Args:
+        kind: what the part is (``"loss"``, ``"model"`` ...), for the message.
+        name: its registered name.
+        options: the options given.
+        accepted: the options it takes (``None``: any).
+        common: options every part of this kind takes besides its own (listed as such).
+
+    Raises:
+        ConfigError: naming the unknown option, the closest valid one, and all valid ones.
+
+    Example:
+        >>> check_options("loss", "focal", {"gama": 2.0}, ["gamma", "reduction"])
+        ... # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        finetune_kit.errors.ConfigError: The loss 'focal' has no option 'gama'. Did you mean 'gamma'? ...
+    """
+    if accepted is None:
+        return
+    for key in options:
+        if key not in accepted and key not in common:
+            also = f"; every {kind} also takes {', '.join(common)}" if common else ""
+            raise ConfigError(
+                f"The {kind} {name!r} has no option {key!r}.{did_you_mean(str(key), [*accepted, *common])} "
+                f"Its options are: {', '.join(accepted) or '(none)'}{also}."
+            )
+
+
 class Registry(Generic[T]):
     """A name -> object table for one kind of part.
 
@@ -59,6 +138,9 @@ class Registry(Generic[T]):
 
     Args:
         kind: what the entries are, used in messages ("dataset", "model", ...).
+        options: ``options(entry)`` -> the keyword options an entry takes (``None``: any);
+            by default read from the entry's signature (:func:`accepted_options`).
+        common: options every entry takes, besides its own.
 
     Example:
         >>> r = Registry("loss")
@@ -68,9 +150,12 @@ class Registry(Generic[T]):
         True
     """
 
-    def __init__(self, kind: str) -> None:
+    def __init__(self, kind: str, *, options: Callable[[T], Sequence[str] | None] | None = None,
+                 common: Sequence[str] = ()) -> None:
         self.kind = kind
         self._entries: dict[str, T] = {}
+        self._options = options or accepted_options
+        self._common = tuple(common)
 
     @overload
     def register(self, name: str, obj: None = None, *, override: bool = False) -> Callable[[T], T]:
@@ -129,8 +214,37 @@ class Registry(Generic[T]):
         choices = sorted(self._entries)
         raise UnknownNameError(
             f"Unknown {self.kind} {name!r}.{did_you_mean(str(name), choices)} "
-            f"Available {self.kind}s: {', '.join(choices) or '(none registered)'}."
+            f"Available {plural(self.kind)}: {', '.join(choices) or '(none registered)'}."
         )
+
+    def options(self, name: str) -> list[str] | None:
+        """The keyword options the entry ``name`` takes (``None``: any)."""
+        accepted = self._options(self.get(name))
+        return None if accepted is None else list(accepted)
+
+    def check_options(self, name: str, options: Mapping[str, Any]) -> None:
+        """Refuse options the entry ``name`` does not take (see :func:`check_options`).
+
+        Raises:
+            UnknownNameError: no such name.
+            ConfigError: an unknown option, with a suggestion and the valid ones.
+        """
+        check_options(self.kind, name, options, self.options(name), common=self._common)
+
+    def create(self, name: str, /, *args: Any, **options: Any) -> Any:
+        """Call the entry ``name`` with ``args`` and ``options``, checking the options first.
+
+        Example:
+            >>> sizes = Registry("size")
+            >>> _ = sizes.register("square", lambda side, *, scale=1: side * side * scale)
+            >>> sizes.create("square", 3, scale=2)
+            18
+            >>> sizes.create("square", 3, scael=2)  # doctest: +ELLIPSIS
+            Traceback (most recent call last):
+            finetune_kit.errors.ConfigError: The size 'square' has no option 'scael'. Did you mean ...
+        """
+        self.check_options(name, options)
+        return self.get(name)(*args, **options)
 
     def list(self, pattern: str = "*") -> list[str]:
         """Sorted names matching a shell-style glob, e.g. ``"resnet*"``."""

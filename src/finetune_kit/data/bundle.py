@@ -25,10 +25,10 @@ from typing import Any
 import torch
 from torch.utils.data import Dataset
 
-from finetune_kit.atomic import atomic_write_text
 from finetune_kit.data.presets import Preset
 from finetune_kit.data.splits import save_split
 from finetune_kit.errors import ShapeError
+from finetune_kit.storage.atomic import atomic_write_text
 
 __all__ = ["DataBundle", "DatasetParts", "check_compatible"]
 

@@ -45,7 +45,6 @@ from pathlib import Path
 import torch
 from torchvision.transforms.v2 import functional as TF
 
-from finetune_kit.atomic import atomic_write_bytes
 from finetune_kit.data.bundle import DatasetParts
 from finetune_kit.data.images import IMAGE_SUFFIXES, decode_file
 from finetune_kit.data.registry import register_dataset
@@ -54,6 +53,7 @@ from finetune_kit.data.sources import cache_dir
 from finetune_kit.data.splits import stratified_split
 from finetune_kit.data.tensor_dataset import ImageTensorDataset
 from finetune_kit.errors import ConfigError, DataError
+from finetune_kit.storage.atomic import atomic_write_bytes
 
 __all__ = ["scan_class_folders"]
 

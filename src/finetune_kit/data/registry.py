@@ -32,7 +32,6 @@ Example:
 from __future__ import annotations
 
 import dataclasses
-import inspect
 import logging
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -46,7 +45,7 @@ from finetune_kit.data.splits import load_split, split_fingerprint, stratified_s
 from finetune_kit.data.stats import channel_stats
 from finetune_kit.data.tensor_dataset import ImageTensorDataset, convert_channels
 from finetune_kit.errors import ConfigError, DataError
-from finetune_kit.registry import Registry, did_you_mean
+from finetune_kit.registry import Registry, accepted_options
 
 __all__ = [
     "DATASETS",
@@ -60,7 +59,10 @@ __all__ = [
 log = logging.getLogger("finetune_kit.data")
 
 DatasetBuilder = Callable[..., DatasetParts]
-DATASETS: Registry[DatasetBuilder] = Registry("dataset")
+# Arguments create_datasets passes to every builder that takes them; the rest are its options.
+_COMMON = ("root", "download", "seed", "channels")
+DATASETS: Registry[DatasetBuilder] = Registry(
+    "dataset", options=lambda builder: accepted_options(builder, reserved=_COMMON))
 
 
 def register_dataset(name: str, builder: DatasetBuilder | None = None, *, override: bool = False):
@@ -111,21 +113,13 @@ def list_datasets(pattern: str = "*") -> list[str]:
     return DATASETS.list(pattern)
 
 
-_COMMON = ("root", "download", "seed", "channels")
-
 
 def _call_builder(name: str, builder: DatasetBuilder, **kwargs: Any) -> DatasetParts:
     """Call a builder with the common arguments it accepts and its own options."""
-    params = inspect.signature(builder).parameters
-    if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
-        for key in kwargs:
-            if key not in params and key not in _COMMON:
-                own = [k for k in params if k not in _COMMON]
-                raise ConfigError(
-                    f"Dataset {name!r} has no option {key!r}.{did_you_mean(key, own)} "
-                    f"Its options are: {', '.join(own) or '(none)'}."
-                )
-        kwargs = {k: v for k, v in kwargs.items() if k in params}
+    DATASETS.check_options(name, {k: v for k, v in kwargs.items() if k not in _COMMON})
+    accepted = accepted_options(builder)
+    if accepted is not None:  # the common arguments go only to builders that take them
+        kwargs = {k: v for k, v in kwargs.items() if k in accepted}
     parts = builder(**kwargs)
     if not isinstance(parts, DatasetParts):
         raise ConfigError(

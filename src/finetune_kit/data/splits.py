@@ -22,9 +22,9 @@ from typing import Any
 
 import torch
 
-from finetune_kit.atomic import atomic_write_text
 from finetune_kit.data.sampling import make_generator
 from finetune_kit.errors import ConfigError, DataError
+from finetune_kit.storage.atomic import atomic_write_text
 
 __all__ = ["load_split", "save_split", "split_fingerprint", "stratified_split"]
 

@@ -25,7 +25,9 @@ from finetune_kit.models.heads import DropoutLinear, get_head, replace_head
 from finetune_kit.models.info import ModelInfo, model_info, set_model_info
 from finetune_kit.models.load import LoadReport, load_weights
 from finetune_kit.models.registry import MODELS, BuildSpec, ModelEntry, list_models, register_model
+from finetune_kit.models.stages import Stage, model_stages, stage_of
 from finetune_kit.models.summary import ModelSummary, StageSummary, model_summary
+from finetune_kit.models.unwrap import unwrap_model
 
 __all__ = [
     "MODELS",
@@ -35,6 +37,7 @@ __all__ = [
     "ModelEntry",
     "ModelInfo",
     "ModelSummary",
+    "Stage",
     "StageSummary",
     "adapt_input_channels",
     "adapt_small_input",
@@ -43,10 +46,13 @@ __all__ = [
     "list_models",
     "load_weights",
     "model_info",
+    "model_stages",
     "model_summary",
     "register_model",
     "replace_head",
     "set_model_info",
+    "stage_of",
+    "unwrap_model",
 ]
 
 del _resnet9, _small_nets, _torchvision_models

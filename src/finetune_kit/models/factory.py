@@ -19,9 +19,10 @@ from torch import nn
 from finetune_kit.errors import ConfigError
 from finetune_kit.models._checks import check_dropout, check_in_channels, check_num_classes
 from finetune_kit.models.heads import get_head
-from finetune_kit.models.info import ModelInfo, default_stages, set_model_info
+from finetune_kit.models.info import ModelInfo, set_model_info
 from finetune_kit.models.load import load_weights
 from finetune_kit.models.registry import MODELS, BuildSpec, ModelEntry
+from finetune_kit.models.stages import default_stages
 from finetune_kit.models.weights import WeightsSource
 
 __all__ = ["create_model"]
@@ -141,7 +142,7 @@ def _spec(
             f"{entry.name} runs on small inputs as it is (smallest "
             f"{entry.sizes(BuildSpec(num_classes))[1]}); leave small_input=False."
         )
-    entry.check_options(options)
+    MODELS.check_options(entry.name, options)
     return BuildSpec(
         num_classes=num_classes,
         in_channels=in_channels,

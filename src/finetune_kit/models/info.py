@@ -28,7 +28,6 @@ __all__ = [
     "ModelInfo",
     "Stages",
     "adapt_stats",
-    "default_stages",
     "model_info",
     "set_model_info",
     "update_model_info",
@@ -243,31 +242,3 @@ def adapt_stats(stats: tuple[float, ...] | None, in_channels: int) -> tuple[floa
     if in_channels == 1:
         return (round(sum(values) / len(values), 6),)
     return tuple(values[i % len(values)] for i in range(in_channels))
-
-
-def default_stages(model: nn.Module, head: str) -> Stages:
-    """Stages for a model without a known layout: its top-level children that hold parameters.
-
-    The child holding the head becomes the stage ``"head"``.
-
-    Args:
-        model: the model.
-        head: qualified name of its head.
-
-    Returns:
-        The stages, input side first.
-
-    Example:
-        >>> from torch import nn
-        >>> net = nn.Sequential(nn.Conv2d(1, 4, 3), nn.ReLU(), nn.Flatten(), nn.Linear(4, 2))
-        >>> default_stages(net, "3")
-        (('0', ('0',)), ('head', ('3',)))
-    """
-    stages = []
-    top = head.split(".")[0]
-    for name, child in model.named_children():
-        if name == top:
-            stages.append(("head", (name,)))
-        elif any(True for _ in child.parameters()):
-            stages.append((name, (name,)))
-    return tuple(stages)

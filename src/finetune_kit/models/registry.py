@@ -32,7 +32,7 @@ from torch import nn
 
 from finetune_kit.errors import ConfigError
 from finetune_kit.models.info import Stages
-from finetune_kit.registry import Registry, did_you_mean
+from finetune_kit.registry import Registry
 
 __all__ = ["MODELS", "BuildSpec", "ModelEntry", "list_models", "register_model"]
 
@@ -94,23 +94,11 @@ class ModelEntry:
     torchvision_name: str | None = None
     summary: str = ""
 
-    def check_options(self, options: Mapping[str, Any]) -> None:
-        """Raise ConfigError for an option this model does not take, suggesting the closest."""
-        if self.options is None:
-            return
-        for key in options:
-            if key not in self.options:
-                accepted = ", ".join(self.options) or "none"
-                raise ConfigError(
-                    f"Model {self.name!r} has no option {key!r}."
-                    f"{did_you_mean(key, list(self.options) + _COMMON)} "
-                    f"Its own options: {accepted}; every model takes {', '.join(_COMMON)}."
-                )
-
 
 _COMMON = ["num_classes", "in_channels", "weights", "small_input", "dropout", "seed"]
 
-MODELS: Registry[ModelEntry] = Registry("model")
+MODELS: Registry[ModelEntry] = Registry(
+    "model", options=lambda entry: entry.options, common=_COMMON)
 """Every model ``create_model`` can build, by name."""
 
 

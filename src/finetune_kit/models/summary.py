@@ -16,15 +16,15 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import torch
 from torch import nn
 
-from finetune_kit.errors import ConfigError, ShapeError
-from finetune_kit.models.heads import get_head
-from finetune_kit.models.info import INFO_ATTR, ModelInfo, default_stages
+from finetune_kit.errors import ConfigError
+from finetune_kit.models.info import INFO_ATTR, ModelInfo
+from finetune_kit.models.stages import Stage, split_into_stages, stage_spec
 
 __all__ = ["ModelSummary", "StageSummary", "model_summary"]
 
@@ -139,20 +139,16 @@ def model_summary(
     """
     info = getattr(model, INFO_ATTR, None)
     info = info if isinstance(info, ModelInfo) else None
-    stages = info.stages if info is not None else default_stages(model, _head_name(model))
+    stages, left_out = split_into_stages(model, stage_spec(model))
     shape = _input_shape(input_size, info, model)
     outputs = _stage_outputs(model, stages, shape) if shape is not None else {}
-    seen: set[int] = set()
-    rows = []
-    for name, modules in stages:
-        params = _params(model, modules, seen)
-        rows.append(StageSummary(name, modules, sum(p.numel() for p in params),
-                                 sum(p.numel() for p in params if p.requires_grad),
-                                 outputs.get(name)))
-    rest = [p for p in model.parameters() if id(p) not in seen]
-    if rest:
-        rows.append(StageSummary("(other)", (), sum(p.numel() for p in rest),
-                                 sum(p.numel() for p in rest if p.requires_grad)))
+    rows = [StageSummary(s.name, s.module_names, _count(s.params.values()),
+                         _count(p for p in s.params.values() if p.requires_grad), outputs.get(s.name))
+            for s in stages]
+    if left_out:
+        named = dict(model.named_parameters())
+        rest = [named[n] for n in left_out]
+        rows.append(StageSummary("(other)", (), _count(rest), _count(p for p in rest if p.requires_grad)))
     every = {id(p): p for p in model.parameters()}.values()
     return ModelSummary(
         name=info.name if info is not None else type(model).__name__,
@@ -164,21 +160,8 @@ def model_summary(
     )
 
 
-def _head_name(model: nn.Module) -> str:
-    try:
-        return get_head(model)[0]
-    except ShapeError:  # a model without a findable head still gets a summary
-        return ""
-
-
-def _params(model: nn.Module, modules: tuple[str, ...], seen: set[int]) -> list[nn.Parameter]:
-    found = []
-    for name in modules:
-        for p in model.get_submodule(name).parameters():
-            if id(p) not in seen:
-                seen.add(id(p))
-                found.append(p)
-    return found
+def _count(params: Iterable[nn.Parameter]) -> int:
+    return sum(p.numel() for p in params)
 
 
 def _input_shape(
@@ -204,7 +187,7 @@ def _first_conv_channels(model: nn.Module) -> int:
     raise ConfigError("The model has no Conv2d to infer channels from; pass input_size=(C, H, W).")
 
 
-def _stage_outputs(model: nn.Module, stages, shape: Shape) -> dict[str, Shape]:
+def _stage_outputs(model: nn.Module, stages: Sequence[Stage], shape: Shape) -> dict[str, Shape]:
     """Run one zero batch through ``model`` and record the output shape of each stage."""
     outputs: dict[str, Shape] = {}
 
@@ -215,8 +198,8 @@ def _stage_outputs(model: nn.Module, stages, shape: Shape) -> dict[str, Shape]:
                 outputs[key] = tuple(tensor.shape)
         return hook
 
-    handles = [model.get_submodule(modules[-1]).register_forward_hook(record(name))
-               for name, modules in stages if modules]
+    handles = [model.get_submodule(s.module_names[-1]).register_forward_hook(record(s.name))
+               for s in stages if s.module_names]
     modes = {m: m.training for m in model.modules()}
     first = next(model.parameters(), None)
     x = torch.zeros(shape, device=first.device if first is not None else None,

@@ -58,8 +58,8 @@ from finetune_kit.scratch.modules import (
     ScratchMaxPool2d,
     ScratchReLU,
 )
-from finetune_kit.scratch.report import VerifyReport, VerifyRow, tf32_disabled
 from finetune_kit.scratch.verify import ConvConfig, run_verify, verify_conv
+from finetune_kit.scratch.verify_report import VerifyReport, VerifyRow, tf32_disabled
 
 __all__ = [
     "AvgPool2dFunction",

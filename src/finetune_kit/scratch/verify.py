@@ -44,7 +44,7 @@ from finetune_kit.errors import ConfigError, DeviceError, UnknownNameError
 from finetune_kit.scratch._args import IntPair, PaddingArg, conv_geometry
 from finetune_kit.scratch.convert import convert_to_scratch
 from finetune_kit.scratch.functions import Conv2dFunction
-from finetune_kit.scratch.report import VerifyReport, VerifyRow, tf32_disabled
+from finetune_kit.scratch.verify_report import VerifyReport, VerifyRow, tf32_disabled
 
 __all__ = [
     "DEFAULT_CONFIGS",

@@ -1,0 +1,316 @@
+"""PNG figures of a run: learning curves, the confusion matrix, and the worst mistakes.
+
+matplotlib is an optional dependency (``pip install finetune-kit[plots]``). It is imported only
+when a figure is drawn, and figures are rendered with the Agg backend through
+``matplotlib.figure.Figure`` directly: no ``pyplot``, no global backend switch, so plotting from
+a training run never disturbs a notebook's own figures.
+
+The functions work without a Trainer: :func:`plot_history` (epoch rows -> loss, accuracy and
+learning-rate curves), :func:`plot_confusion` and :func:`plot_images` (an image grid with
+titles; :func:`~finetune_kit.analysis.top_losses.top_losses` finds the highest-loss samples of a loader
+to show). :class:`~finetune_kit.PlotCallback` (:mod:`finetune_kit.callbacks.plots`) draws them
+into the run directory: ``plots/curves.png`` as epochs finish, and ``plots/confusion.png`` and
+``plots/worst.png`` when :meth:`Trainer.test <finetune_kit.Trainer.test>` runs.
+
+Example:
+    >>> import tempfile, pathlib
+    >>> rows = [{"epoch": 1, "train_loss": 1.2, "val_loss": 1.0, "lr": 0.1},
+    ...         {"epoch": 2, "train_loss": 0.8, "val_loss": 0.9, "lr": 0.05}]
+    >>> out = plot_history(rows, pathlib.Path(tempfile.mkdtemp()) / "curves.png")
+    >>> out.read_bytes()[:8] == PNG_SIGNATURE
+    True
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from finetune_kit.errors import ConfigError, OutputDirError, ShapeError
+
+__all__ = [
+    "PNG_SIGNATURE",
+    "denormalize",
+    "plot_confusion",
+    "plot_history",
+    "plot_images",
+    "require_matplotlib",
+]
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+"""The first eight bytes of every PNG file."""
+
+MISSING_MATPLOTLIB = (
+    "Plots need matplotlib, which is not installed. Install it with "
+    "`pip install finetune-kit[plots]` (or `pip install matplotlib`), or leave PlotCallback out."
+)
+DPI = 100
+
+
+def require_matplotlib() -> None:
+    """Check that matplotlib can be imported.
+
+    Raises:
+        ConfigError: matplotlib is missing; the message says how to install it.
+
+    Example:
+        >>> require_matplotlib()
+    """
+    _new_figure_class()
+
+
+def _new_figure_class() -> Any:
+    try:
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+    except ImportError:
+        raise ConfigError(MISSING_MATPLOTLIB) from None
+
+    def make(width: float, height: float) -> Any:
+        fig = Figure(figsize=(width, height), dpi=DPI, layout="constrained")
+        FigureCanvasAgg(fig)  # render with Agg, whatever pyplot's backend is
+        return fig
+
+    return make
+
+
+def _save(fig: Any, path: str | Path) -> Path:
+    """Render ``fig`` to PNG and write it to ``path`` (parents created)."""
+    path = Path(path)
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=DPI)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(buffer.getvalue())
+    except OSError as exc:
+        raise OutputDirError(
+            f"Could not write the figure {path}: {exc.strerror or exc}. Check the directory's "
+            "permissions and free space, or choose another path."
+        ) from None
+    return path
+
+
+# ---------------------------------------------------------------- history
+def _series(rows: Sequence[Mapping[str, Any]], key: str) -> tuple[list[float], list[float]]:
+    """(epochs, values) of ``key`` over the rows that have a finite number for it."""
+    xs, ys = [], []
+    for i, row in enumerate(rows):
+        value = row.get(key)
+        if isinstance(value, (int, float)) and math.isfinite(value):
+            xs.append(float(row.get("epoch", i + 1)))
+            ys.append(float(value))
+    return xs, ys
+
+
+def _lr_keys(rows: Sequence[Mapping[str, Any]]) -> list[str]:
+    """``lr_g0, lr_g1, ...`` when recorded (in group order), else ``lr``."""
+    groups = sorted({k for row in rows for k in row if k.startswith("lr_g") and k[4:].isdigit()},
+                    key=lambda k: int(k[4:]))
+    return groups or ["lr"]
+
+
+def plot_history(rows: Sequence[Mapping[str, Any]], path: str | Path) -> Path:
+    """Draw loss, accuracy and learning rate per epoch side by side, as a PNG.
+
+    Args:
+        rows: epoch rows as in ``History.rows``: ``epoch`` and any of ``train_loss``,
+            ``val_loss``, ``train_accuracy``, ``val_accuracy``, ``lr`` and ``lr_g<i>`` (one
+            curve per optimizer group). Missing or non-finite values are left out.
+        path: the PNG file to write (parent directories are created).
+
+    Returns:
+        ``path``.
+
+    Raises:
+        ConfigError: no rows, or matplotlib is missing.
+        OutputDirError: the file cannot be written.
+
+    Example:
+        >>> import tempfile
+        >>> rows = [{"epoch": 1, "train_accuracy": 0.5, "lr_g0": 0.1, "lr_g1": 0.01}]
+        >>> plot_history(rows, tempfile.mkdtemp() + "/h.png").suffix
+        '.png'
+    """
+    if not rows:
+        raise ConfigError("plot_history got no epoch rows; train for at least one epoch first.")
+    fig = _new_figure_class()(12.0, 3.6)
+    from matplotlib.ticker import MaxNLocator  # importable: the figure was made
+
+    panels = [("loss", ["train_loss", "val_loss"]),
+              ("accuracy", ["train_accuracy", "val_accuracy"]),
+              ("learning rate", _lr_keys(rows))]
+    for ax, (title, keys) in zip(fig.subplots(1, 3), panels, strict=True):
+        drawn = False
+        for key in keys:
+            xs, ys = _series(rows, key)
+            if xs:
+                ax.plot(xs, ys, marker="o" if len(xs) < 30 else None, markersize=3, label=key)
+                drawn = True
+        ax.set_title(title)
+        ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.grid(alpha=0.3)
+        if not drawn:
+            ax.text(0.5, 0.5, "not recorded", ha="center", va="center", transform=ax.transAxes)
+            continue
+        ax.legend(fontsize="small")
+        if title == "learning rate" and all(y > 0 for k in keys for y in _series(rows, k)[1]):
+            ax.set_yscale("log")
+    return _save(fig, path)
+
+
+# -------------------------------------------------------------- confusion
+def _as_matrix(confusion: Any) -> torch.Tensor:
+    if isinstance(confusion, torch.Tensor):
+        matrix = confusion.detach().to("cpu", torch.float64)
+    else:
+        matrix = torch.as_tensor(confusion, dtype=torch.float64)
+    if matrix.ndim != 2 or matrix.shape[0] != matrix.shape[1] or matrix.shape[0] == 0:
+        raise ShapeError(
+            f"confusion must be a square (C, C) matrix; got shape {tuple(matrix.shape)}."
+        )
+    return matrix
+
+
+def plot_confusion(confusion: Any, class_names: Sequence[str], path: str | Path) -> Path:
+    """Draw a confusion matrix as a PNG: cells coloured by row share, labelled with counts.
+
+    Args:
+        confusion: ``(C, C)`` counts (list of lists, array or tensor), rows = true class,
+            columns = predicted class (as ``ClassificationReport.confusion``).
+        class_names: ``C`` names in label order.
+        path: the PNG file to write.
+
+    Returns:
+        ``path``.
+
+    Raises:
+        ShapeError: the matrix is not square or does not match the number of class names.
+        ConfigError: matplotlib is missing.
+        OutputDirError: the file cannot be written.
+
+    Example:
+        >>> import tempfile
+        >>> plot_confusion([[5, 1], [2, 7]], ["cat", "dog"], tempfile.mkdtemp() + "/c.png").name
+        'c.png'
+    """
+    matrix = _as_matrix(confusion)
+    c = matrix.shape[0]
+    if len(class_names) != c:
+        raise ShapeError(f"confusion is {c}x{c} but {len(class_names)} class names were given; "
+                         "pass one name per row, in label order.")
+    share = matrix / matrix.sum(dim=1, keepdim=True).clamp(min=1)  # recall per row
+    side = min(4.0 + 0.45 * c, 24.0)
+    fig = _new_figure_class()(side + 1.5, side)
+    ax = fig.subplots()
+    image = ax.imshow(share.numpy(), cmap="Blues", vmin=0.0, vmax=1.0)
+    fig.colorbar(image, ax=ax, fraction=0.046, label="share of the true class")
+    ticks = list(range(c))
+    ax.set_xticks(ticks, [str(n) for n in class_names], rotation=45, ha="right")
+    ax.set_yticks(ticks, [str(n) for n in class_names])
+    ax.set_xlabel("predicted class")
+    ax.set_ylabel("true class")
+    ax.set_title(f"confusion matrix ({int(matrix.sum())} images)")
+    if c <= 30:
+        size = "small" if c <= 12 else "xx-small"
+        for i in range(c):
+            for j in range(c):
+                color = "white" if share[i, j] > 0.5 else "black"
+                ax.text(j, i, f"{int(matrix[i, j])}", ha="center", va="center", color=color,
+                        fontsize=size)
+    return _save(fig, path)
+
+
+# ----------------------------------------------------------------- images
+def denormalize(images: torch.Tensor, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:
+    """Undo ``(x / 255 - mean) / std``: normalised float images back to uint8.
+
+    Args:
+        images: ``(N, C, H, W)`` normalised float images (as loaders yield them).
+        mean: per-channel mean, as ``DataBundle.mean``.
+        std: per-channel standard deviation, as ``DataBundle.std``.
+
+    Returns:
+        ``(N, C, H, W)`` uint8 on the CPU.
+
+    Raises:
+        ShapeError: ``mean``/``std`` do not have one value per channel.
+
+    Example:
+        >>> import torch
+        >>> denormalize(torch.tensor([-1.0, 1.0]).view(2, 1, 1, 1), [0.5], [0.5]).flatten().tolist()
+        [0, 255]
+    """
+    if images.ndim != 4 or len(mean) != images.shape[1] or len(std) != images.shape[1]:
+        raise ShapeError(f"denormalize needs (N, C, H, W) images and C values of mean and std; got "
+                         f"shape {tuple(images.shape)}, {len(mean)} means, {len(std)} stds.")
+    x = images.detach().to("cpu", torch.float32)
+    m = torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1)
+    s = torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1)
+    return (x * s + m).mul_(255).round_().clamp_(0, 255).to(torch.uint8)
+
+
+def _as_uint8_batch(images: torch.Tensor | Sequence[torch.Tensor]) -> torch.Tensor:
+    batch = images if isinstance(images, torch.Tensor) else torch.stack(list(images))
+    if batch.ndim != 4 or batch.shape[1] not in (1, 3):
+        raise ShapeError(f"plot_images needs (N, C, H, W) images with C = 1 or 3; got shape "
+                         f"{tuple(batch.shape)}.")
+    if batch.dtype == torch.uint8:
+        return batch.cpu()
+    if not batch.is_floating_point():
+        raise ShapeError(f"plot_images needs uint8 or float images in [0, 1]; got {batch.dtype}.")
+    return batch.detach().cpu().float().mul(255).round_().clamp_(0, 255).to(torch.uint8)
+
+
+def plot_images(images: torch.Tensor | Sequence[torch.Tensor], titles: Sequence[str],
+                path: str | Path, *, ncols: int | None = None) -> Path:
+    """Draw images in a grid with a title under each, as a PNG.
+
+    Args:
+        images: ``(N, C, H, W)`` with C = 1 (drawn in gray) or 3: uint8, or float in ``[0, 1]``
+            (clipped). Normalised loader batches go through :func:`denormalize` first.
+        titles: ``N`` titles (may hold newlines).
+        path: the PNG file to write.
+        ncols: images per row (default: up to 8).
+
+    Returns:
+        ``path``.
+
+    Raises:
+        ShapeError: bad image shape or dtype, or a title count that is not ``N``.
+        ConfigError: no images, a bad ``ncols``, or matplotlib is missing.
+        OutputDirError: the file cannot be written.
+
+    Example:
+        >>> import tempfile, torch
+        >>> imgs = torch.zeros(3, 1, 8, 8, dtype=torch.uint8)
+        >>> plot_images(imgs, ["a", "b", "c"], tempfile.mkdtemp() + "/g.png").name
+        'g.png'
+    """
+    batch = _as_uint8_batch(images)
+    n = batch.shape[0]
+    if n == 0:
+        raise ConfigError("plot_images got no images.")
+    if len(titles) != n:
+        raise ShapeError(f"plot_images got {n} images but {len(titles)} titles; give one each.")
+    if ncols is not None and ncols < 1:
+        raise ConfigError(f"ncols must be >= 1, got {ncols}.")
+    cols = ncols or min(n, 8)
+    rows = math.ceil(n / cols)
+    lines = max(str(t).count("\n") + 1 for t in titles)
+    fig = _new_figure_class()(1.9 * cols, (1.9 + 0.18 * lines) * rows)
+    axes = fig.subplots(rows, cols, squeeze=False).ravel()
+    for ax in axes:
+        ax.set_axis_off()
+    for ax, image, title in zip(axes, batch, titles, strict=False):  # spare axes stay blank
+        if image.shape[0] == 1:
+            ax.imshow(image[0].numpy(), cmap="gray", vmin=0, vmax=255)
+        else:
+            ax.imshow(image.permute(1, 2, 0).numpy())
+        ax.set_title(str(title), fontsize="small")
+    return _save(fig, path)

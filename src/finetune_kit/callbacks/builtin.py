@@ -1,0 +1,229 @@
+"""The standard callbacks: early stopping, checkpoints, the NaN guard, the lr monitor, the timer.
+
+Example:
+    >>> EarlyStopping(monitor="val_accuracy", mode="max", patience=2).patience
+    2
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import TYPE_CHECKING, Any
+
+from finetune_kit.callbacks.base import Callback
+from finetune_kit.errors import ConfigError, TrainingError
+from finetune_kit.registry import did_you_mean
+
+if TYPE_CHECKING:
+    from finetune_kit.training.trainer import Trainer
+
+__all__ = ["EarlyStopping", "LearningRateMonitor", "ModelCheckpoint", "NaNGuard", "Timer"]
+
+
+def _improved(value: float, best: float | None, mode: str, min_delta: float) -> bool:
+    if best is None:
+        return True
+    return value < best - min_delta if mode == "min" else value > best + min_delta
+
+
+def _check_mode(mode: str) -> None:
+    if mode not in ("min", "max"):
+        raise ConfigError(f"mode must be 'min' or 'max', got {mode!r}.")
+
+
+def _monitored(trainer: Trainer, monitor: str) -> float:
+    metrics = trainer.state.metrics
+    if monitor not in metrics:
+        raise ConfigError(
+            f"Monitored metric {monitor!r} is not logged.{did_you_mean(monitor, list(metrics))} "
+            f"Logged metrics: {', '.join(sorted(metrics))}."
+        )
+    return float(metrics[monitor])
+
+
+class EarlyStopping(Callback):
+    """Stop when a monitored metric has not improved for ``patience`` epochs.
+
+    Args:
+        monitor: a metric of the epoch row, e.g. ``"val_loss"`` or ``"val_accuracy"``.
+        mode: ``"min"`` or ``"max"``.
+        patience: epochs without improvement before stopping.
+        min_delta: the smallest change that counts as an improvement.
+
+    Example:
+        >>> EarlyStopping("val_accuracy", mode="max", patience=2).patience
+        2
+    """
+
+    def __init__(self, monitor: str = "val_loss", mode: str = "min", patience: int = 3,
+                 min_delta: float = 0.0) -> None:
+        _check_mode(mode)
+        if patience < 1:
+            raise ConfigError(f"EarlyStopping patience must be >= 1, got {patience}.")
+        self.monitor, self.mode, self.patience, self.min_delta = monitor, mode, patience, min_delta
+        self.best: float | None = None
+        self.bad_epochs = 0
+
+    def on_validation_end(self, trainer: Trainer) -> None:
+        value = _monitored(trainer, self.monitor)
+        if _improved(value, self.best, self.mode, self.min_delta):
+            self.best, self.bad_epochs = value, 0
+            return
+        self.bad_epochs += 1
+        if self.bad_epochs >= self.patience:
+            trainer.request_stop(
+                f"early stopping: {self.monitor} did not improve for {self.patience} epochs "
+                f"(best {self.best:.6g})"
+            )
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"best": self.best, "bad_epochs": self.bad_epochs}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.best, self.bad_epochs = state["best"], state["bad_epochs"]
+
+
+class ModelCheckpoint(Callback):
+    """Save ``last.ckpt`` every epoch and keep the ``save_top_k`` best by a monitored metric.
+
+    Best checkpoints are named ``epoch=E-<monitor>=V.ckpt`` and ``best.ckpt`` is a copy of the
+    best one. Files that fall out of the top k are deleted (they are the run's own files).
+
+    Args:
+        monitor: metric to rank by (``None``: only ``last.ckpt``).
+        mode: ``"min"`` or ``"max"``.
+        save_top_k: how many best checkpoints to keep (0: none).
+        save_last: write ``last.ckpt`` at the end of every epoch.
+        every_n_steps: also write ``last.ckpt`` every this many optimizer steps inside an
+            epoch, so a killed run loses at most that many steps (``None``: epoch ends only).
+
+    Example:
+        >>> ModelCheckpoint(monitor="val_accuracy", mode="max", save_top_k=2).save_top_k
+        2
+    """
+
+    def __init__(self, monitor: str | None = "val_loss", mode: str = "min", save_top_k: int = 1,
+                 save_last: bool = True, every_n_steps: int | None = None) -> None:
+        _check_mode(mode)
+        if save_top_k < 0:
+            raise ConfigError(f"ModelCheckpoint save_top_k must be >= 0, got {save_top_k}.")
+        if every_n_steps is not None and every_n_steps < 1:
+            raise ConfigError(f"ModelCheckpoint every_n_steps must be >= 1, got {every_n_steps}.")
+        self.monitor, self.mode, self.save_top_k, self.save_last = monitor, mode, save_top_k, save_last
+        self.every_n_steps = every_n_steps
+        self.kept: list[tuple[float, str]] = []  # (value, file name), best first
+        self._saved_at_step = -1
+
+    def on_train_batch_end(self, trainer: Trainer) -> None:
+        step = trainer.state.global_step
+        if (self.every_n_steps and step % self.every_n_steps == 0 and step != self._saved_at_step
+                and trainer.at_step_boundary()):
+            trainer.save_checkpoint("last.ckpt")
+            self._saved_at_step = step
+
+    def on_epoch_end(self, trainer: Trainer) -> None:
+        # Top-k and best first, last.ckpt last: a run killed in between resumes from the
+        # previous last.ckpt and redoes this epoch, so the top-k bookkeeping stays exact.
+        self._update_top_k(trainer)
+        if self.save_last:
+            trainer.save_checkpoint("last.ckpt")
+
+    def _update_top_k(self, trainer: Trainer) -> None:
+        if self.monitor is None or self.save_top_k == 0:
+            return
+        value = _monitored(trainer, self.monitor)
+        worst = self.kept[-1][0] if len(self.kept) >= self.save_top_k else None
+        if worst is not None and not _improved(value, worst, self.mode, 0.0):
+            return
+        name = f"epoch={trainer.state.epoch}-{self.monitor}={value:.4f}.ckpt"
+        ranked = sorted([*self.kept, (value, name)], key=lambda item: item[0],
+                        reverse=self.mode == "max")
+        self.kept, dropped = ranked[: self.save_top_k], ranked[self.save_top_k:]
+        trainer.save_checkpoint(name)  # saved with the updated list, so it resumes exactly too
+        if self.kept[0][1] == name:
+            trainer.save_checkpoint("best.ckpt")
+        for _, old in dropped:
+            if trainer.is_main:
+                trainer.run_dir.path(old).unlink(missing_ok=True)
+
+    @property
+    def best_path(self) -> str | None:
+        """File name of the best checkpoint kept so far."""
+        return self.kept[0][1] if self.kept else None
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"kept": [list(item) for item in self.kept]}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.kept = [(float(v), str(n)) for v, n in state["kept"]]
+
+
+class NaNGuard(Callback):
+    """Stop with a clear error when the loss becomes NaN or infinite.
+
+    Args:
+        check_every: read the loss from the device every this many batches.
+
+    The check reads the loss from the device once every ``check_every`` batches (the Trainer
+    also checks the epoch's mean loss). The last good checkpoint on disk is never replaced by
+    one taken after the fault, since the error leaves the loop before the next save.
+
+    Example:
+        >>> NaNGuard(check_every=10).check_every
+        10
+    """
+
+    def __init__(self, check_every: int = 1) -> None:
+        self.check_every = check_every
+
+    def on_train_batch_end(self, trainer: Trainer) -> None:
+        if trainer.state.batch % self.check_every:
+            return
+        loss = trainer.state.last_loss
+        if loss is not None and not math.isfinite(float(loss)):
+            raise TrainingError(
+                f"The training loss became {float(loss)} at epoch {trainer.state.epoch}, batch "
+                f"{trainer.state.batch} (step {trainer.state.global_step}). The last good "
+                f"checkpoint is kept in {trainer.run_dir.root}. Lower the learning rate, add "
+                "grad_clip, or use precision='32'."
+            )
+
+
+class LearningRateMonitor(Callback):
+    """Record the learning rate of every optimizer group in the epoch row (``lr``, ``lr_g<i>``).
+
+    Example:
+        >>> isinstance(LearningRateMonitor(), Callback)
+        True
+    """
+
+    def on_train_epoch_end(self, trainer: Trainer) -> None:
+        for i, group in enumerate(trainer.optimizer.param_groups):
+            trainer.state.metrics[f"lr_g{i}"] = float(group["lr"])
+
+
+class Timer(Callback):
+    """Measure wall time of the fit and of each epoch (``epoch_time`` in the epoch row).
+
+    Example:
+        >>> Timer().total
+        0.0
+    """
+
+    def __init__(self) -> None:
+        self.fit_started = 0.0
+        self.epoch_started = 0.0
+        self.total = 0.0
+
+    def on_fit_start(self, trainer: Trainer) -> None:
+        self.fit_started = time.perf_counter()
+
+    def on_train_epoch_start(self, trainer: Trainer) -> None:
+        self.epoch_started = time.perf_counter()
+
+    def on_validation_end(self, trainer: Trainer) -> None:
+        trainer.state.metrics["epoch_time"] = time.perf_counter() - self.epoch_started
+
+    def on_fit_end(self, trainer: Trainer) -> None:
+        self.total = time.perf_counter() - self.fit_started

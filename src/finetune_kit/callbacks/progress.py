@@ -1,0 +1,84 @@
+"""The progress bar: tqdm bars for epochs and batches, running loss and throughput.
+
+The running loss is read from the device only every ``trainer.config.train.log_every`` batches
+(reading it forces the host to wait for the GPU), so the bar costs the loop nothing in between.
+
+Example:
+    >>> ProgressBar().leave
+    False
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import TYPE_CHECKING
+
+from tqdm.auto import tqdm
+
+from finetune_kit.callbacks.base import Callback
+
+if TYPE_CHECKING:
+    from finetune_kit.training.trainer import Trainer
+
+__all__ = ["ProgressBar"]
+
+
+class ProgressBar(Callback):
+    """An epoch bar and a batch bar (tqdm) with running loss, learning rate and images/s.
+
+    Args:
+        leave: keep each finished batch bar on screen.
+
+    Example:
+        >>> ProgressBar(leave=True).leave
+        True
+    """
+
+    main_process_only = True  # under DDP only rank 0 writes
+
+    def __init__(self, leave: bool = False) -> None:
+        self.leave = leave
+        self.epoch_bar = None
+        self.batch_bar = None
+        self._started = 0.0
+        self._samples = 0
+
+    def on_fit_start(self, trainer: Trainer) -> None:
+        cfg = trainer.config.train
+        self.epoch_bar = tqdm(total=cfg.epochs, initial=trainer.state.epoch, desc="epochs",
+                              unit="epoch", file=sys.stderr, dynamic_ncols=True)
+
+    def on_train_epoch_start(self, trainer: Trainer) -> None:
+        loader = trainer.loaders.train
+        self.batch_bar = tqdm(total=len(loader), initial=trainer.state.batch, unit="batch",
+                              desc=f"epoch {trainer.state.epoch + 1}", leave=self.leave,
+                              file=sys.stderr, dynamic_ncols=True)
+        self._started, self._samples = time.perf_counter(), 0
+
+    def on_train_batch_end(self, trainer: Trainer) -> None:
+        self._samples += trainer.state.last_batch_size
+        self.batch_bar.update(1)
+        if trainer.state.batch % trainer.config.train.log_every == 0:
+            rate = self._samples / max(time.perf_counter() - self._started, 1e-9)
+            self.batch_bar.set_postfix(loss=f"{trainer.running_loss():.4f}",
+                                       lr=f"{trainer.optimizer.param_groups[0]['lr']:.3g}",
+                                       img_s=f"{rate:.0f}")
+
+    def on_train_epoch_end(self, trainer: Trainer) -> None:
+        self.batch_bar.close()
+
+    def on_epoch_end(self, trainer: Trainer) -> None:
+        row = trainer.history.rows[-1]
+        shown = {k: f"{v:.4f}" for k, v in row.items() if k in ("train_loss", "val_loss", "val_accuracy")}
+        self.epoch_bar.set_postfix(shown)
+        self.epoch_bar.update(1)
+
+    def on_fit_end(self, trainer: Trainer) -> None:
+        if self.epoch_bar is not None:
+            self.epoch_bar.close()
+
+    def on_exception(self, trainer: Trainer) -> None:
+        for bar in (self.batch_bar, self.epoch_bar):
+            if bar is not None:
+                bar.close()

@@ -1,0 +1,280 @@
+"""The six sections of a run configuration, one small dataclass each.
+
+A TOML file has one table per section::
+
+    [data]                        # which dataset, where, how it is split
+    dataset = "fashion_mnist"
+    [loader]                      # how batches are made
+    batch_size = 128
+    [model]                       # which network and weights
+    name = "convnet"
+    [optim]                       # loss, optimizer, scheduler, regularisation
+    lr = 0.05
+    [finetune]                    # what trains: freezing strategy, BatchNorm policy
+    strategy = "full"
+    [train]                       # the loop: epochs, device, precision, run directory
+    epochs = 3
+
+Each dataclass checks its values when built; :class:`~finetune_kit.config.RunConfig` checks
+keys and types.
+
+Example:
+    >>> LoaderConfig(batch_size=64).batch_size
+    64
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from finetune_kit.errors import ConfigError
+from finetune_kit.registry import did_you_mean
+
+__all__ = [
+    "PRECISIONS",
+    "DataConfig",
+    "FinetuneConfig",
+    "LoaderConfig",
+    "ModelConfig",
+    "OptimConfig",
+    "TrainConfig",
+]
+
+
+def _check_range(section: str, key: str, value: Any, *, low: float, inclusive: bool = True) -> None:
+    if value is None:
+        return
+    ok = value >= low if inclusive else value > low
+    if not ok or (isinstance(value, float) and not math.isfinite(value)):
+        bound = f">= {low}" if inclusive else f"> {low}"
+        raise ConfigError(f"{section}.{key} must be {bound}, got {value!r}. Fix it in the config.")
+
+
+def _check_choice(section: str, key: str, value: str, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise ConfigError(
+            f"{section}.{key} must be one of {', '.join(map(repr, choices))}, got {value!r}."
+            f"{did_you_mean(str(value), choices)}"
+        )
+
+
+@dataclass
+class DataConfig:
+    """Which dataset to use and how to split it.
+
+    Args:
+        dataset: a registered dataset name (``finetune-kit list datasets``).
+        root: a directory holding the dataset files; ``None`` searches the standard places.
+        val_fraction: share of the training set held out for validation (stratified).
+        preset: transform preset (``"auto"`` picks from the dataset and the model's weights).
+        download: allow downloading when the files are found nowhere.
+        options: extra keyword arguments for the dataset builder.
+    """
+
+    dataset: str = "fashion_mnist"
+    root: str | None = None
+    val_fraction: float = 0.1
+    preset: str = "auto"
+    download: bool = True
+    options: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.val_fraction < 1.0:
+            raise ConfigError(
+                f"data.val_fraction must be in [0, 1), got {self.val_fraction!r}. "
+                "Use e.g. 0.1 to hold out 10% of the training set, or 0 for no validation set."
+            )
+
+
+@dataclass
+class LoaderConfig:
+    """How batches are made.
+
+    Args:
+        batch_size: training batch size (per process).
+        eval_batch_size: batch size for validation/test; ``None`` means twice ``batch_size``.
+        num_workers: DataLoader worker processes (the DataLoader path only).
+        loader: ``"auto"``, ``"device"`` (whole split on the device) or ``"dataloader"``.
+        augment: apply the preset's training augmentation.
+    """
+
+    batch_size: int = 128
+    eval_batch_size: int | None = None
+    num_workers: int = 0
+    loader: str = "auto"
+    augment: bool = True
+
+    def __post_init__(self) -> None:
+        _check_range("loader", "batch_size", self.batch_size, low=1)
+        _check_range("loader", "eval_batch_size", self.eval_batch_size, low=1)
+        _check_range("loader", "num_workers", self.num_workers, low=0)
+        _check_choice("loader", "loader", self.loader, ("auto", "device", "dataloader"))
+
+
+@dataclass
+class ModelConfig:
+    """Which network to build.
+
+    Args:
+        name: a registered model name (``finetune-kit list models``).
+        weights: ``None``, ``"imagenet"``, a torchvision weights name, or a path.
+        small_input: use a 32-pixel stem (ResNets).
+        dropout: dropout before the classification head.
+        options: extra keyword arguments for the model builder.
+    """
+
+    name: str = "convnet"
+    weights: str | None = None
+    small_input: bool = False
+    dropout: float = 0.0
+    options: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.dropout < 1.0:
+            raise ConfigError(f"model.dropout must be in [0, 1), got {self.dropout!r}.")
+
+
+@dataclass
+class OptimConfig:
+    """Loss, optimizer, learning-rate schedule and regularisation.
+
+    Args:
+        loss: a registered loss name.
+        label_smoothing: label smoothing for cross-entropy losses.
+        optimizer: a registered optimizer name.
+        lr: base learning rate.
+        momentum: momentum (SGD, RMSprop).
+        nesterov: Nesterov momentum (SGD).
+        weight_decay: L2 / decoupled weight decay.
+        no_decay_norm_bias: exempt biases and normalisation parameters from weight decay.
+        scheduler: a registered scheduler name.
+        warmup_epochs: linear warmup length, in epochs (fractions allowed).
+        scheduler_options: extra keyword arguments for the scheduler.
+        grad_clip: clip the gradient norm to this value (``None``: no clipping).
+        grad_accum: accumulate gradients over this many batches per optimizer step.
+        ema: decay of an exponential moving average of the weights, ramped up from 0.1 over
+            the first steps (``None``: no EMA); evaluation then uses the averaged weights.
+        mixup_alpha: Beta(alpha, alpha) of mixup, applied per batch on the device (0: off).
+        cutmix_alpha: Beta(alpha, alpha) of cutmix (0: off); with both on, one is picked per
+            batch at random.
+    """
+
+    loss: str = "cross_entropy"
+    label_smoothing: float = 0.0
+    optimizer: str = "sgd"
+    lr: float = 0.05
+    momentum: float = 0.9
+    nesterov: bool = False
+    weight_decay: float = 5e-4
+    no_decay_norm_bias: bool = True
+    scheduler: str = "constant"
+    warmup_epochs: float = 0.0
+    scheduler_options: dict[str, Any] = field(default_factory=dict)
+    grad_clip: float | None = None
+    grad_accum: int = 1
+    ema: float | None = None
+    mixup_alpha: float = 0.0
+    cutmix_alpha: float = 0.0
+
+    def __post_init__(self) -> None:
+        _check_range("optim", "lr", self.lr, low=0.0, inclusive=False)
+        _check_range("optim", "momentum", self.momentum, low=0.0)
+        _check_range("optim", "weight_decay", self.weight_decay, low=0.0)
+        _check_range("optim", "warmup_epochs", self.warmup_epochs, low=0.0)
+        _check_range("optim", "grad_clip", self.grad_clip, low=0.0, inclusive=False)
+        _check_range("optim", "grad_accum", self.grad_accum, low=1)
+        _check_range("optim", "mixup_alpha", self.mixup_alpha, low=0.0)
+        _check_range("optim", "cutmix_alpha", self.cutmix_alpha, low=0.0)
+        if not 0.0 <= self.label_smoothing < 1.0:
+            raise ConfigError(f"optim.label_smoothing must be in [0, 1), got {self.label_smoothing!r}.")
+        if self.ema is not None and not 0.0 < self.ema < 1.0:
+            raise ConfigError(f"optim.ema must be a decay in (0, 1), e.g. 0.999, got {self.ema!r}.")
+
+
+@dataclass
+class FinetuneConfig:
+    """What trains: the freezing strategy and the BatchNorm policy of frozen stages.
+
+    Args:
+        strategy: a registered freezing strategy (``finetune-kit list strategies``).
+        bn_policy: ``"eval"`` (frozen BatchNorm keeps its running stats), ``"train"`` or
+            ``"frozen_affine"``.
+        options: extra keyword arguments for the strategy (e.g. ``{n = 2}``); for a recipe,
+            ``decay`` (two_stage) and ``every`` (gradual).
+        recipe: run a FineTuner recipe (``"two_stage"``, ``"gradual"``, ``"linear_probe"``)
+            instead of one Trainer run with ``strategy``.
+        freeze_epochs: epochs of the head-only stage of the ``two_stage`` recipe.
+    """
+
+    strategy: str = "full"
+    bn_policy: str = "eval"
+    options: dict[str, Any] = field(default_factory=dict)
+    recipe: str | None = None
+    freeze_epochs: int = 1
+
+    def __post_init__(self) -> None:
+        _check_choice("finetune", "bn_policy", self.bn_policy, ("eval", "train", "frozen_affine"))
+        _check_range("finetune", "freeze_epochs", self.freeze_epochs, low=1)
+
+
+PRECISIONS = ("32", "bf16-mixed", "16-mixed")
+
+
+@dataclass
+class TrainConfig:
+    """The loop: length, device, precision, reproducibility and the run directory.
+
+    Args:
+        epochs: number of epochs.
+        max_steps: stop after this many optimizer steps (``None``: run all epochs); a stop inside
+            an epoch saves ``last.ckpt`` at that exact position and records no epoch row.
+        precision: ``"32"``, ``"bf16-mixed"`` or ``"16-mixed"``.
+        device: ``"auto"``, ``"cpu"``, ``"cuda"``, ``"cuda:N"`` or ``"mps"``.
+        seed: seed for weights of new layers, data order and augmentation.
+        deterministic: use deterministic algorithms (slower on GPU, exact resume on CPU).
+        channels_last: use the channels_last memory format (``None``: on for CUDA).
+        compile: compile the model with ``torch.compile``.
+        output_dir: the run directory.
+        overwrite: allow reusing an existing run directory (its run files are replaced).
+        checkpoint_every: also write ``last.ckpt`` every this many optimizer steps inside an
+            epoch (``None``: at the end of each epoch only).
+        log_every: read the running loss from the device every this many steps (and, under
+            DDP, check for a stop signal).
+        sync_batchnorm: under DDP, turn BatchNorm layers into SyncBatchNorm.
+        progress: show tqdm progress bars.
+        metrics: extra validation metrics besides loss and accuracy (``finetune-kit list
+            metrics``), logged as ``val_<name>``, e.g. ``["top_k_accuracy", "f1"]``.
+        tta: test-time augmentation for validation and test: ``"flip"`` averages the
+            predictions of each image and its mirror image (``None``: off).
+    """
+
+    epochs: int = 5
+    max_steps: int | None = None
+    precision: str = "32"
+    device: str = "auto"
+    seed: int = 0
+    deterministic: bool = False
+    channels_last: bool | None = None
+    compile: bool = False
+    output_dir: str = "runs/default"
+    overwrite: bool = False
+    checkpoint_every: int | None = None
+    log_every: int = 50
+    sync_batchnorm: bool = False
+    progress: bool = True
+    metrics: list[str] = field(default_factory=list)
+    tta: str | None = None
+
+    def __post_init__(self) -> None:
+        _check_range("train", "epochs", self.epochs, low=1)
+        _check_range("train", "max_steps", self.max_steps, low=1)
+        _check_range("train", "log_every", self.log_every, low=1)
+        _check_range("train", "checkpoint_every", self.checkpoint_every, low=1)
+        _check_range("train", "seed", self.seed, low=0)
+        _check_choice("train", "precision", str(self.precision), PRECISIONS)
+        if self.tta is not None:
+            _check_choice("train", "tta", self.tta, ("flip",))
+        if not self.output_dir:
+            raise ConfigError("train.output_dir must not be empty; give a directory such as 'runs/exp1'.")

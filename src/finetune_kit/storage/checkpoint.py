@@ -1,0 +1,150 @@
+"""Checkpoints: written atomically, loaded without ever running code from the file.
+
+A checkpoint is one ``.ckpt`` file: a ``torch.save``'d dict of tensors and plain data
+(model, optimizer, scheduler, scaler and EMA states, freezing state, RNG states, data position,
+the resolved config and the library version). Writing goes to a temporary file in the same
+directory, is flushed to disk with ``fsync`` and then renamed over the target, so a reader sees
+either the old file or the new one, never half of one. Reading uses
+``torch.load(weights_only=True)``, which refuses pickled objects that could execute code.
+
+Example:
+    >>> import tempfile, pathlib, torch
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "last.ckpt"
+    >>> save_checkpoint({"model": {"w": torch.ones(2)}, "epoch": 3}, path)
+    >>> load_checkpoint(path)["epoch"]
+    3
+"""
+
+from __future__ import annotations
+
+import io
+import pickle
+import random
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from finetune_kit.errors import CheckpointError
+from finetune_kit.storage.atomic import atomic_write_bytes
+
+__all__ = [
+    "capture_rng_state",
+    "find_checkpoint",
+    "load_checkpoint",
+    "restore_rng_state",
+    "save_checkpoint",
+]
+
+CHECKPOINT_FORMAT = 1
+
+
+def save_checkpoint(state: dict[str, Any], path: str | Path) -> None:
+    """Save a checkpoint dict atomically (see the module docstring).
+
+    The state is serialised in memory first, so a full disk surfaces as one clear
+    :class:`CheckpointError` from the write, never as an error inside ``torch.save``.
+    """
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    data = buffer.getbuffer()
+    try:
+        atomic_write_bytes(path, lambda handle: handle.write(data))
+    except OSError as exc:
+        raise CheckpointError(
+            f"Could not write {path}: {exc.strerror or exc}. Free some disk space or choose "
+            "another output directory; the previous file (if any) is unchanged."
+        ) from exc
+
+
+def load_checkpoint(path: str | Path, *, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Load a checkpoint safely with ``torch.load(weights_only=True)``.
+
+    Args:
+        path: a ``.ckpt`` file.
+        map_location: where tensors are loaded.
+
+    Returns:
+        The checkpoint dict.
+
+    Raises:
+        CheckpointError: missing, truncated or corrupted file, or a file that holds pickled
+            objects other than tensors and plain data (it is refused without running them).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"Checkpoint not found: {path}. Check the path (e.g. runs/NAME/last.ckpt).")
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as exc:
+        if "global" not in str(exc).lower():  # no disallowed object: just not a checkpoint
+            raise CheckpointError(
+                f"Cannot read checkpoint {path}: it is not a torch checkpoint or it is corrupted "
+                f"({_first_line(exc)}). Use a .ckpt file written by finetune_kit."
+            ) from None
+        raise CheckpointError(
+            f"Refused to load {path}: it contains pickled objects that are not plain tensors or "
+            f"data, which could run code ({_first_line(exc)}). Only load files you trust, and "
+            "re-save them with finetune_kit or as .safetensors."
+        ) from None
+    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as exc:
+        raise CheckpointError(
+            f"Cannot read checkpoint {path}: it is truncated or corrupted ({_first_line(exc)}). "
+            "Use an earlier checkpoint of the run (best.ckpt, epoch-*.ckpt) or start again."
+        ) from None
+    if not isinstance(state, dict) or "model" not in state:
+        raise CheckpointError(
+            f"{path} is not a finetune_kit checkpoint (no 'model' entry). To load plain weights, "
+            "use create_model(..., weights=PATH)."
+        )
+    return state
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0][:200] if text else type(exc).__name__
+
+
+def find_checkpoint(source: str | Path) -> Path:
+    """Resolve a checkpoint path: a file, or a run directory (its ``last.ckpt``).
+
+    Raises:
+        CheckpointError: nothing loadable there.
+    """
+    path = Path(source)
+    if path.is_dir():
+        for name in ("last.ckpt", "best.ckpt", "final.ckpt"):
+            if (path / name).is_file():
+                return path / name
+        raise CheckpointError(f"No checkpoint in run directory {path} (looked for last.ckpt, best.ckpt).")
+    if not path.is_file():
+        raise CheckpointError(f"Checkpoint not found: {path}. Check the path.")
+    return path
+
+
+def capture_rng_state() -> dict[str, Any]:
+    """The RNG states of Python, NumPy and torch (CPU and every CUDA device), as plain data."""
+    kind, keys, pos, has_gauss, gauss = np.random.get_state()
+    state: dict[str, Any] = {
+        "python": random.getstate(),
+        "numpy": {"kind": kind, "keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
+                  "has_gauss": int(has_gauss), "gauss": float(gauss)},
+        "torch": torch.get_rng_state(),
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def restore_rng_state(state: dict[str, Any]) -> None:
+    """Restore what :func:`capture_rng_state` captured."""
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
+    np_state = state["numpy"]
+    keys = np_state["keys"].numpy().astype(np.uint32)
+    np.random.set_state((np_state["kind"], keys, np_state["pos"], np_state["has_gauss"], np_state["gauss"]))
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])

@@ -1,0 +1,141 @@
+"""From a :class:`~finetune_kit.config.RunConfig` to a ready :class:`~finetune_kit.Trainer`, and back.
+
+This is what the CLI does with a config file, and what Python users can call to run a config:
+build the datasets, build the model for them, and hand both to a Trainer. The way back,
+:func:`evaluate_checkpoint`, rebuilds a saved run's data and model from its checkpoint and tests it.
+
+Example:
+    >>> from finetune_kit.config import RunConfig
+    >>> import tempfile
+    >>> cfg = RunConfig.from_dict({"data": {"dataset": "fake", "options": {"train_size": 40,
+    ...     "test_size": 20, "in_channels": 1, "image_size": 28}}, "train": {"epochs": 1,
+    ...     "progress": False, "output_dir": tempfile.mkdtemp() + "/run"}})
+    >>> trainer = build_trainer(cfg)
+    >>> trainer.model.finetune_kit_info.name
+    'convnet'
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from finetune_kit.config import RunConfig
+from finetune_kit.data import DataBundle, adapt_to_weights, create_datasets
+from finetune_kit.inference.load import load_model
+from finetune_kit.models import create_model, model_info
+from finetune_kit.storage.checkpoint import find_checkpoint, load_checkpoint
+from finetune_kit.training.evaluator import Evaluator
+from finetune_kit.training.trainer import Trainer
+
+__all__ = [
+    "build_datasets",
+    "build_model",
+    "build_trainer",
+    "config_from_checkpoint",
+    "evaluate_checkpoint",
+    "weights_meta",
+]
+
+
+def build_datasets(config: RunConfig, *, split_file: str | Path | None = None) -> DataBundle:
+    """Create the datasets a config describes (``split_file`` reuses a saved split)."""
+    data = config.data
+    return create_datasets(
+        data.dataset, root=data.root, val_fraction=data.val_fraction, seed=config.train.seed,
+        preset=data.preset, download=data.download, split_file=split_file, **data.options,
+    )
+
+
+def build_model(config: RunConfig, bundle: DataBundle):
+    """Create the model a config describes, sized for ``bundle`` (classes and channels)."""
+    m = config.model
+    return create_model(
+        m.name, num_classes=bundle.num_classes, in_channels=bundle.in_channels, weights=m.weights,
+        small_input=m.small_input, dropout=m.dropout, seed=config.train.seed, **m.options,
+    )
+
+
+def build_trainer(config: RunConfig, *, resume: str | Path | None = None, **trainer_kwargs: Any) -> Trainer:
+    """Datasets, model and Trainer for ``config``; when resuming, the run's saved split is reused.
+
+    Args:
+        config: the run configuration.
+        resume: the checkpoint or run directory that will be resumed (its split is reused).
+        **trainer_kwargs: extra Trainer arguments, e.g. ``callbacks=[...]``.
+
+    Returns:
+        A :class:`~finetune_kit.Trainer`, ready for ``fit(resume=resume)``.
+
+    Example:
+        >>> import tempfile
+        >>> cfg = RunConfig.from_dict({"data": {"dataset": "fake", "options": {"train_size": 20,
+        ...     "test_size": 4, "in_channels": 1, "image_size": 16}}, "model": {"name": "lenet",
+        ...     "options": {"input_size": 16}}, "train": {"output_dir": tempfile.mkdtemp()}})
+        >>> build_trainer(cfg).data.name
+        'fake'
+    """
+    split_file = None
+    if resume is not None:
+        split = find_checkpoint(resume).parent / "split.json"
+        split_file = split if split.is_file() else None
+    bundle = build_datasets(config, split_file=split_file)
+    model = build_model(config, bundle)
+    bundle = adapt_to_weights(bundle, weights_meta(model), preset=config.data.preset)
+    return Trainer(model, bundle, config=config, **trainer_kwargs)
+
+
+def weights_meta(model) -> dict[str, Any]:
+    """What a data preset needs to know of the model's pretrained weights (empty: none)."""
+    info = model_info(model)
+    if info.weights is None:
+        return {}
+    values = {"mean": info.mean, "std": info.std, "input_size": info.input_size}
+    return {key: value for key, value in values.items() if value is not None}
+
+
+def config_from_checkpoint(path: str | Path) -> RunConfig:
+    """The resolved config stored in a checkpoint."""
+    state = load_checkpoint(find_checkpoint(path))
+    return RunConfig.from_dict(state["config"], source=str(path))
+
+
+def evaluate_checkpoint(source: str | Path, *, device: str = "auto", print_report: bool = True):
+    """Test the weights of a checkpoint on the test set of the run that wrote it.
+
+    The dataset is rebuilt from the checkpoint's config (with the run's saved split) and the
+    model from its stored architecture (its EMA weights when the run kept an EMA, as the
+    Trainer evaluates); no pretrained weights are downloaded.
+
+    Args:
+        source: a ``.ckpt`` file or a run directory.
+        device: where to evaluate.
+        print_report: print the report.
+
+    Returns:
+        The :class:`~finetune_kit.metrics.report.ClassificationReport`.
+
+    Raises:
+        CheckpointError: missing, corrupted or unsafe checkpoint, or weights that do not fit.
+
+    Example:
+        >>> import tempfile
+        >>> import finetune_kit as fk
+        >>> cfg = fk.RunConfig.from_dict({"data": {"dataset": "fake", "options": {
+        ...     "train_size": 24, "test_size": 8, "in_channels": 1, "image_size": 16}},
+        ...     "model": {"name": "lenet", "options": {"input_size": 16}},
+        ...     "train": {"epochs": 1, "progress": False, "output_dir": tempfile.mkdtemp() + "/r"}})
+        >>> trainer = fk.build_trainer(cfg)
+        >>> _ = trainer.fit()
+        >>> report = evaluate_checkpoint(trainer.run_dir.root, device="cpu", print_report=False)
+        >>> sum(map(sum, report.confusion))
+        8
+    """
+    path = find_checkpoint(source)
+    state = load_checkpoint(path)
+    config = RunConfig.from_dict(state["config"], source=str(path))
+    split = path.parent / "split.json"
+    bundle = build_datasets(config, split_file=split if split.is_file() else None)
+    loaded = load_model(path)  # rebuilds the architecture (LoRA included), EMA weights if any
+    evaluator = Evaluator(loaded.model, bundle, config=config, device=device)
+    return evaluator.test(save=False, print_report=print_report)

@@ -1,0 +1,191 @@
+"""The finetune-kit command: train, evaluate, list, and one-line errors with exit status 2."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from finetune_kit.cli import main
+from finetune_kit.storage.checkpoint import load_checkpoint
+
+FAKE = """
+[data]
+dataset = "fake"
+val_fraction = 0.2
+options = {train_size = 80, test_size = 20, num_classes = 3, in_channels = 1, image_size = 16}
+[loader]
+batch_size = 16
+[model]
+name = "lenet"
+options = {input_size = 16}
+[train]
+epochs = 2
+progress = false
+"""
+
+
+def write_config(tmp_path: Path, text: str = FAKE) -> Path:
+    path = tmp_path / "run.toml"
+    path.write_text(text)
+    return path
+
+
+def test_train_then_evaluate(tmp_path, capsys):
+    config = write_config(tmp_path)
+    run = tmp_path / "out"
+    assert main(["train", "--config", str(config), "--output-dir", str(run), "--lr", "0.01"]) == 0
+    out = capsys.readouterr().out
+    assert "f1-score" in out and "Run directory" in out
+    assert load_checkpoint(run / "last.ckpt")["config"]["optim"]["lr"] == 0.01
+    report = json.loads((run / "report.json").read_text())
+    assert main(["evaluate", "--checkpoint", str(run), "--device", "cpu"]) == 0
+    out = capsys.readouterr().out
+    assert f"{report['accuracy']:.4f}" in out
+
+
+def test_set_overrides_and_resume_finished_run(tmp_path, capsys):
+    config = write_config(tmp_path)
+    run = tmp_path / "out"
+    assert main(["train", "--config", str(config), "--output-dir", str(run),
+                 "--set", "train.epochs=1", "--no-test"]) == 0
+    assert load_checkpoint(run / "last.ckpt")["position"]["epoch"] == 1
+    # Resuming from the checkpoint alone (its stored config), with more epochs.
+    assert main(["train", "--resume", str(run / "last.ckpt"), "--epochs", "2", "--no-test"]) == 0
+    assert load_checkpoint(run / "last.ckpt")["position"]["epoch"] == 2
+
+
+@pytest.mark.parametrize("kind", ["datasets", "models", "losses", "optimizers", "schedulers",
+                                  "metrics", "strategies"])
+def test_list(kind, capsys):
+    assert main(["list", kind]) == 0
+    assert len(capsys.readouterr().out.split()) >= 3
+
+
+def test_list_pattern(capsys):
+    assert main(["list", "models", "resnet*"]) == 0
+    names = capsys.readouterr().out.split()
+    assert "resnet18" in names and "convnet" not in names
+
+
+def error_line(capsys) -> str:
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1, err  # one line, no traceback
+    assert err[0].startswith("finetune-kit: error: ")
+    return err[0]
+
+
+@pytest.mark.parametrize(
+    ("config_text", "argv_extra", "expected"),
+    [
+        (FAKE.replace('dataset = "fake"', 'dataset = "fashon_mnist"'), [], "Did you mean 'fashion_mnist'"),
+        (FAKE.replace('name = "lenet"', 'name = "resnet81"'), [], "Unknown model 'resnet81'"),
+        (FAKE.replace("epochs = 2", "epochz = 2"), [],
+         "unknown key 'epochz' in [train]. Did you mean 'epochs'"),
+        (FAKE, ["--set", "optim.lr=-1"], "optim.lr must be > 0"),
+        (FAKE, ["--device", "cuda:7"], "cuda"),
+        ('[data]\ndataset = "mnist"\nroot = "/nonexistent"\ndownload = false\n', [], "mnist"),
+    ],
+)
+def test_bad_input_is_one_line_and_status_2(tmp_path, capsys, config_text, argv_extra, expected):
+    config = write_config(tmp_path, config_text)
+    status = main(["train", "--config", str(config), "--output-dir", str(tmp_path / "o"), *argv_extra])
+    assert status == 2
+    assert expected in error_line(capsys)
+
+
+def test_missing_data_names_places_and_fixes(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("FINETUNE_KIT_SYSTEM_DATA_DIRS", str(tmp_path / "none"))
+    config = write_config(tmp_path, '[data]\ndataset = "fashion_mnist"\ndownload = false\n')
+    assert main(["train", "--config", str(config), "--output-dir", str(tmp_path / "o")]) == 2
+    line = error_line(capsys)
+    assert "FINETUNE_KIT_DATA" in line and "apt-get install dataset-fashion-mnist" in line
+
+
+def test_unwritable_output_dir(tmp_path, capsys):
+    (tmp_path / "file").write_text("x")
+    config = write_config(tmp_path)
+    assert main(["train", "--config", str(config), "--output-dir", str(tmp_path / "file" / "run")]) == 2
+    assert "Cannot write to run directory" in error_line(capsys)
+
+
+def test_existing_run_dir_refused(tmp_path, capsys):
+    config = write_config(tmp_path)
+    run = tmp_path / "out"
+    assert main(["train", "--config", str(config), "--output-dir", str(run), "--no-test"]) == 0
+    capsys.readouterr()
+    assert main(["train", "--config", str(config), "--output-dir", str(run)]) == 2
+    assert "already exists" in error_line(capsys)
+    assert main(["train", "--config", str(config), "--output-dir", str(run), "--overwrite",
+                 "--no-test"]) == 0
+
+
+def test_missing_config_file(capsys):
+    assert main(["train", "--config", "nope.toml"]) == 2
+    assert "Config file not found" in error_line(capsys)
+
+
+def test_debug_shows_traceback(capsys):
+    assert main(["--debug", "train", "--config", "nope.toml"]) == 2
+    assert "Traceback" in capsys.readouterr().err
+
+
+def test_unknown_list_kind(capsys):
+    assert main(["list", "modles"]) == 2
+    assert "Did you mean 'models'" in error_line(capsys)
+
+
+def test_sigint_saves_a_checkpoint_and_prints_resume(tmp_path):
+    """A real process gets SIGINT mid-run: it saves last.ckpt, says how to resume, exits 130."""
+    text = FAKE.replace("train_size = 80", "train_size = 400").replace("epochs = 2", "epochs = 500")
+    config = write_config(tmp_path, text)
+    run = tmp_path / "out"
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "finetune_kit", "train", "--config", str(config),
+                             "--output-dir", str(run)], stderr=subprocess.PIPE, text=True, env=env)
+    deadline = time.monotonic() + 120
+    while not (run / "last.ckpt").exists() and time.monotonic() < deadline:
+        time.sleep(0.2)  # wait for the first epoch to finish, so training is surely underway
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "Resume with: finetune-kit train" in err
+    state = load_checkpoint(run / "last.ckpt")
+    assert state["position"]["global_step"] > 0
+    assert main(["train", "--resume", str(run / "last.ckpt"), "--epochs",
+                 str(state["position"]["epoch"] + 1), "--no-test"]) == 0
+
+
+def test_export_and_predict_commands(tmp_path, capsys):
+    from PIL import Image
+
+    config = write_config(tmp_path)
+    run = tmp_path / "out"
+    assert main(["train", "--config", str(config), "--output-dir", str(run), "--no-test"]) == 0
+    assert main(["export", "--checkpoint", str(run), "--output", str(tmp_path / "exported")]) == 0
+    assert (tmp_path / "exported" / "model.safetensors").is_file()
+    assert main(["export", "--checkpoint", str(run), "--output", str(tmp_path / "exported")]) == 2
+    capsys.readouterr()
+    image = tmp_path / "digit.png"
+    Image.new("L", (16, 16), color=128).save(image)
+    assert main(["predict", "--checkpoint", str(tmp_path / "exported"), str(image), "--top-k", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "digit.png" in out and "fake_" in out
+    assert main(["predict", "--checkpoint", str(run), str(tmp_path / "missing.png")]) == 2
+    assert "missing.png" in error_line(capsys)
+
+
+def test_evaluate_a_lora_run(tmp_path, capsys):
+    config = write_config(tmp_path, FAKE + '[finetune]\nstrategy = "lora"\noptions = {rank = 2}\n')
+    run = tmp_path / "out"
+    assert main(["train", "--config", str(config), "--output-dir", str(run), "--epochs", "1"]) == 0
+    accuracy = json.loads((run / "report.json").read_text())["accuracy"]
+    capsys.readouterr()
+    assert main(["evaluate", "--checkpoint", str(run), "--device", "cpu"]) == 0
+    assert f"{accuracy:.4f}" in capsys.readouterr().out

@@ -1,0 +1,204 @@
+"""export / load_model: safetensors + JSON, EMA weights, LoRA merged, safe loading, no overwrite."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+import safetensors.torch
+import torch
+
+import finetune_kit as fk
+from finetune_kit.errors import CheckpointError, OutputDirError
+from finetune_kit.inference import LoadedModel, export, load_model
+from finetune_kit.inference.stored_model import INFO_FILE, WEIGHTS_FILE
+
+CLASSES = ["cat", "dog", "frog"]
+
+
+def brightness_data(n_train=96, n_test=30, seed=0):
+    """Class k is a 16x16 gray image of brightness 40 + 80k plus noise: learnt in a few steps."""
+    gen = torch.Generator().manual_seed(seed)
+
+    def make(n):
+        y = torch.arange(n) % 3
+        x = (40 + 80 * y).view(n, 1, 1, 1).float() + torch.randint(-20, 21, (n, 1, 16, 16),
+                                                                    generator=gen)
+        return x.clamp(0, 255).to(torch.uint8), y
+
+    return fk.create_datasets("tensors", train=make(n_train), test=make(n_test),
+                              class_names=CLASSES, val_fraction=0.0)
+
+
+def train_run(path, epochs=2, **options):
+    data = brightness_data()
+    model = fk.create_model("lenet", num_classes=3, in_channels=1, input_size=16)
+    settings = dict(epochs=epochs, batch_size=16, optimizer="adam", lr=0.01, progress=False,
+                    device="cpu", output_dir=str(path))
+    settings.update(options)
+    trainer = fk.Trainer(model, data, **settings)
+    trainer.fit()
+    return trainer
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    return train_run(tmp_path_factory.mktemp("export") / "run")
+
+
+@pytest.fixture(scope="module")
+def ema_run(tmp_path_factory):
+    return train_run(tmp_path_factory.mktemp("export_ema") / "run", epochs=1, ema=0.5)
+
+
+def logits_of(model, x):
+    model.eval()
+    with torch.no_grad():
+        return model(x)
+
+
+def probe(trainer):
+    return fk.data.eval_transform_from_meta(trainer.data.meta())(trainer.data.test.images)
+
+
+def test_export_writes_safetensors_and_json(run, tmp_path):
+    out = export(run.run_dir.root, tmp_path / "exported")
+    assert out == tmp_path / "exported"
+    assert sorted(p.name for p in out.iterdir()) == [INFO_FILE, WEIGHTS_FILE]
+    doc = json.loads((out / INFO_FILE).read_text())
+    assert doc["format"] == "finetune_kit.export" and doc["weights"] == "model"
+    assert doc["class_names"] == CLASSES
+    assert doc["model_info"]["name"] == "lenet"
+    assert doc["model_info"]["build_kwargs"]["input_size"] == 16
+    pre = doc["preprocessing"]
+    assert pre["in_channels"] == 1 and pre["image_size"] == [16, 16] == pre["input_size"]
+    assert pre["mean"] == pytest.approx(list(run.data.mean))
+    assert doc["data_meta"] == json.loads(json.dumps(run.data.meta()))
+    assert doc["source"]["checkpoint"].endswith("last.ckpt")
+    tensors = safetensors.torch.load_file(str(out / WEIGHTS_FILE))
+    expected = run.model.state_dict()
+    assert tensors.keys() == expected.keys()
+    assert all(torch.equal(tensors[k], expected[k]) for k in expected)
+
+
+@pytest.mark.parametrize("form", ["directory", "json", "safetensors", "ckpt", "run_dir"])
+def test_load_model_from_every_form_gives_the_trained_outputs(run, tmp_path, form):
+    out = export(run.run_dir.root, tmp_path / "exported")
+    source = {"directory": out, "json": out / INFO_FILE, "safetensors": out / WEIGHTS_FILE,
+              "ckpt": run.run_dir.root / "last.ckpt", "run_dir": run.run_dir.root}[form]
+    loaded = load_model(source)
+    assert isinstance(loaded, LoadedModel)
+    assert not loaded.model.training
+    assert loaded.class_names == CLASSES and loaded.meta["in_channels"] == 1
+    assert loaded.weights == "model"
+    assert loaded.info.class_names == CLASSES
+    x = probe(run)
+    assert torch.equal(logits_of(loaded.model, x), logits_of(run.model, x))
+
+
+def test_export_to_a_named_safetensors_file(run, tmp_path):
+    out = export(run.run_dir.root / "last.ckpt", tmp_path / "m" / "fmnist.safetensors")
+    assert out.name == "fmnist.safetensors" and out.with_suffix(".json").is_file()
+    loaded = load_model(out)
+    assert loaded.source == out.with_suffix(".json")
+
+
+def test_ema_weights_are_exported_by_default(ema_run, tmp_path):
+    out = export(ema_run.run_dir.root, tmp_path / "ema")
+    doc = json.loads((out / INFO_FILE).read_text())
+    assert doc["weights"] == "ema" and doc["ema"]["decay"] == 0.5 and doc["ema"]["num_updates"] > 0
+    tensors = safetensors.torch.load_file(str(out / WEIGHTS_FILE))
+    ema_state = ema_run.ema.module.state_dict()
+    assert all(torch.equal(tensors[k], ema_state[k]) for k in ema_state)
+    assert not torch.equal(tensors["fc3.weight"], ema_run.model.state_dict()["fc3.weight"])
+    raw = export(ema_run.run_dir.root, tmp_path / "raw", use_ema=False)
+    assert json.loads((raw / INFO_FILE).read_text())["weights"] == "model"
+    assert load_model(ema_run.run_dir.root).weights == "ema"
+    assert load_model(ema_run.run_dir.root, use_ema=False).weights == "model"
+
+
+def test_lora_run_exports_the_plain_merged_architecture(tmp_path):
+    trainer = train_run(tmp_path / "lora", epochs=1, strategy="lora",
+                        options={"rank": 2, "alpha": 4.0})
+    out = export(trainer.run_dir.root, tmp_path / "exported")
+    tensors = safetensors.torch.load_file(str(out / WEIGHTS_FILE))
+    plain = fk.create_model("lenet", num_classes=3, in_channels=1, input_size=16).state_dict()
+    assert tensors.keys() == plain.keys()
+    x = probe(trainer)
+    torch.testing.assert_close(logits_of(load_model(out).model, x), logits_of(trainer.model, x),
+                               rtol=1e-4, atol=1e-4)
+
+
+def test_existing_export_is_not_overwritten(run, tmp_path):
+    out = export(run.run_dir.root, tmp_path / "exported")
+    before = (out / WEIGHTS_FILE).read_bytes(), (out / INFO_FILE).read_bytes()
+    (out / "notes.txt").write_text("mine")
+    with pytest.raises(OutputDirError, match="overwrite=True"):
+        export(run.run_dir.root, out)
+    assert ((out / WEIGHTS_FILE).read_bytes(), (out / INFO_FILE).read_bytes()) == before
+    export(run.run_dir.root, out, overwrite=True)
+    assert (out / "notes.txt").read_text() == "mine"
+    assert sorted(p.name for p in out.iterdir()) == [INFO_FILE, WEIGHTS_FILE, "notes.txt"]
+
+
+def test_export_path_that_is_a_file_is_refused(run, tmp_path):
+    target = tmp_path / "taken"
+    target.write_text("x")
+    with pytest.raises(OutputDirError, match="existing file"):
+        export(run.run_dir.root, target)
+    assert target.read_text() == "x"
+
+
+class _Payload:
+    def __reduce__(self):
+        return (os.system, (f"touch {os.environ['FK_MARKER']}",))
+
+
+def test_malicious_checkpoint_is_refused_without_running_it(tmp_path, monkeypatch):
+    marker = tmp_path / "pwned"
+    monkeypatch.setenv("FK_MARKER", str(marker))
+    evil = tmp_path / "evil.ckpt"
+    torch.save({"model": {}, "payload": _Payload()}, evil)
+    with pytest.raises(CheckpointError, match="Refused"):
+        load_model(evil)
+    with pytest.raises(CheckpointError, match="Refused"):
+        export(evil, tmp_path / "out")
+    assert not marker.exists()
+    assert not (tmp_path / "out").exists()
+
+
+def test_mixed_up_export_files_are_refused(run, ema_run, tmp_path):
+    a = export(run.run_dir.root, tmp_path / "a")
+    b = export(ema_run.run_dir.root, tmp_path / "b")
+    (a / WEIGHTS_FILE).write_bytes((b / WEIGHTS_FILE).read_bytes())
+    with pytest.raises(CheckpointError, match="SHA-256"):
+        load_model(a)
+
+
+def test_bad_sources_give_clear_errors(run, tmp_path):
+    with pytest.raises(CheckpointError, match="Nothing to load"):
+        load_model(tmp_path / "missing")
+    out = export(run.run_dir.root, tmp_path / "exported")
+    (out / INFO_FILE).unlink()
+    with pytest.raises(CheckpointError, match=r"model\.json"):
+        load_model(out / WEIGHTS_FILE)
+    bogus = tmp_path / "bogus.json"
+    bogus.write_text('{"format": "something else"}')
+    with pytest.raises(CheckpointError, match="not a finetune_kit export"):
+        load_model(bogus)
+    plain = tmp_path / "plain.ckpt"
+    torch.save({"model": run.model.state_dict()}, plain)
+    with pytest.raises(CheckpointError, match="model_info"):
+        export(plain, tmp_path / "out")
+
+
+def test_docstring_examples_run(tmp_path, monkeypatch):
+    import doctest
+    import importlib
+
+    # the module, even where fk exports a function of the same name
+    module = importlib.import_module("finetune_kit.inference.export")
+    monkeypatch.chdir(tmp_path)
+    result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
+    assert result.failed == 0 and result.attempted > 0
