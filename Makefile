@@ -18,6 +18,7 @@ demo: $(VENV)/.installed data
 
 test: $(VENV)/.installed data
 	$(PY) -m ruff check src tests examples benchmarks
+	$(PY) -m ruff format --check src tests examples benchmarks docs/conf.py
 	$(PY) -m pytest -q --doctest-modules src/finetune_kit tests
 	$(PY) -m sphinx -W --keep-going -q -b html docs docs/_build/html
 

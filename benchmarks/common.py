@@ -101,20 +101,32 @@ MODEL_CASES: dict[str, ModelCase] = {
     "lenet_16": ModelCase("lenet", image_size=16, options={"input_size": 16}),
 }
 
+
 def synthetic_bundle(case: ModelCase, n: int) -> fk.DataBundle:
     """``n`` random uint8 images of the case's shape with 10 balanced labels, as a bundle."""
     g = torch.Generator().manual_seed(0)
     shape = (n, case.channels, case.image_size, case.image_size)
     images = torch.randint(0, 256, shape, dtype=torch.uint8, generator=g)
-    return fk.create_datasets("tensors", train=(images, torch.arange(n) % 10), val_fraction=0,
-                              preset=case.preset, class_names=[str(i) for i in range(10)])
+    return fk.create_datasets(
+        "tensors",
+        train=(images, torch.arange(n) % 10),
+        val_fraction=0,
+        preset=case.preset,
+        class_names=[str(i) for i in range(10)],
+    )
 
 
 def build_model(case: ModelCase) -> nn.Module:
     """A fresh, identically initialised model of the case."""
     torch.manual_seed(0)
-    return fk.create_model(case.model, num_classes=10, in_channels=case.channels,
-                           small_input=case.small_input, seed=0, **case.options)
+    return fk.create_model(
+        case.model,
+        num_classes=10,
+        in_channels=case.channels,
+        small_input=case.small_input,
+        seed=0,
+        **case.options,
+    )
 
 
 # ------------------------------------------------------------------ environment and timing
@@ -361,10 +373,15 @@ def markdown_table(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> st
             return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.3g}"
         return str(value)
 
-    numeric = [all(isinstance(r.get(c), (int, float)) for r in rows) and
-               any(isinstance(r.get(c), float) for r in rows) for c in columns]
-    lines = ["| " + " | ".join(columns) + " |",
-             "| " + " | ".join("---:" if num else "---" for num in numeric) + " |"]
+    numeric = [
+        all(isinstance(r.get(c), (int, float)) for r in rows)
+        and any(isinstance(r.get(c), float) for r in rows)
+        for c in columns
+    ]
+    lines = [
+        "| " + " | ".join(columns) + " |",
+        "| " + " | ".join("---:" if num else "---" for num in numeric) + " |",
+    ]
     lines += ["| " + " | ".join(cell(r.get(c, "")) for c in columns) + " |" for r in rows]
     return "\n".join(lines)
 

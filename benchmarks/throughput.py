@@ -75,10 +75,20 @@ __all__ = ["SCALES", "main", "ratios", "run_model"]
 
 
 SCALES: dict[str, dict[str, Any]] = {
-    "gpu": {"models": ["resnet18_32", "resnet18_224", "resnet50_224"], "batch_size": 512,
-            "seed_batch_size": 128, "batches": 50, "warmup": 10},
-    "cpu": {"models": ["convnet_28", "resnet18_32"], "batch_size": 32, "seed_batch_size": 32,
-            "batches": 4, "warmup": 1},
+    "gpu": {
+        "models": ["resnet18_32", "resnet18_224", "resnet50_224"],
+        "batch_size": 512,
+        "seed_batch_size": 128,
+        "batches": 50,
+        "warmup": 10,
+    },
+    "cpu": {
+        "models": ["convnet_28", "resnet18_32"],
+        "batch_size": 32,
+        "seed_batch_size": 32,
+        "batches": 4,
+        "warmup": 1,
+    },
 }
 LOOPS = ("seeds", "hand", "trainer")
 
@@ -106,16 +116,25 @@ def seed_transform(bundle: fk.DataBundle) -> Any:
     from torchvision import transforms as T
 
     size = bundle.image_size[0]
-    ops: list[Any] = [T.RandomCrop(size, padding=bundle.preset.padding_for(bundle.image_size)),
-                      T.RandomHorizontalFlip()]
+    ops: list[Any] = [
+        T.RandomCrop(size, padding=bundle.preset.padding_for(bundle.image_size)),
+        T.RandomHorizontalFlip(),
+    ]
     if bundle.preset.resize:
         ops.append(T.Resize(bundle.preset.resize))
     ops += [T.ToTensor(), T.Normalize(bundle.mean, bundle.std)]
     return T.Compose(ops)
 
 
-def seeds_loop(case: ModelCase, bundle: fk.DataBundle, device: torch.device, *, batch_size: int,
-               warmup: int, batches: int) -> float:
+def seeds_loop(
+    case: ModelCase,
+    bundle: fk.DataBundle,
+    device: torch.device,
+    *,
+    batch_size: int,
+    warmup: int,
+    batches: int,
+) -> float:
     """Images/s of the seeds' loop: PIL transforms, DataLoader defaults, fp32, ``.item()``."""
     torch.backends.cudnn.benchmark = False  # torch's default, which the seed scripts keep
     model = build_model(case).to(device).train()
@@ -175,17 +194,36 @@ class _SyncCounter:
             self.count = sum("synchroniz" in str(w.message) for w in self._records)
 
 
-def hand_loop(case: ModelCase, bundle: fk.DataBundle, device: torch.device, *, batch_size: int,
-              warmup: int, batches: int, precision: str, compile: bool,
-              sync_debug: bool) -> tuple[float, int]:
+def hand_loop(
+    case: ModelCase,
+    bundle: fk.DataBundle,
+    device: torch.device,
+    *,
+    batch_size: int,
+    warmup: int,
+    batches: int,
+    precision: str,
+    compile: bool,
+    sync_debug: bool,
+) -> tuple[float, int]:
     """Images/s of the hand-written fast loop; with ``sync_debug``, ``batches`` more steps
     count the host syncs (else -1)."""
     preset = bundle.preset
-    loop = HandLoop(build_model(case), bundle.train.images, bundle.train.targets,
-                    mean=bundle.mean, std=bundle.std, device=device, batch_size=batch_size,
-                    precision=precision, channels_last=device.type == "cuda",
-                    padding=preset.padding_for(bundle.image_size), hflip=preset.hflip,
-                    resize=preset.resize, compile=compile)
+    loop = HandLoop(
+        build_model(case),
+        bundle.train.images,
+        bundle.train.targets,
+        mean=bundle.mean,
+        std=bundle.std,
+        device=device,
+        batch_size=batch_size,
+        precision=precision,
+        channels_last=device.type == "cuda",
+        padding=preset.padding_for(bundle.image_size),
+        hflip=preset.hflip,
+        resize=preset.resize,
+        compile=compile,
+    )
     rate = loop.images_per_second(warmup=warmup, steps=batches)
     with _SyncCounter(device, sync_debug) as syncs:
         if syncs.enabled:
@@ -211,9 +249,18 @@ class _SyncWindow(fk.Callback):
             self.syncs.stop()
 
 
-def trainer_loop(case: ModelCase, bundle: fk.DataBundle, device: torch.device, *,
-                 batch_size: int, warmup: int, batches: int, precision: str, compile: bool,
-                 sync_debug: bool) -> tuple[float, int]:
+def trainer_loop(
+    case: ModelCase,
+    bundle: fk.DataBundle,
+    device: torch.device,
+    *,
+    batch_size: int,
+    warmup: int,
+    batches: int,
+    precision: str,
+    compile: bool,
+    sync_debug: bool,
+) -> tuple[float, int]:
     """Images/s of ``fk.Trainer`` (defaults; no checkpoint files); with ``sync_debug``,
     ``batches`` more steps count the host syncs (else -1)."""
     no_files = fk.ModelCheckpoint(monitor=None, save_last=False, save_top_k=0)
@@ -221,18 +268,38 @@ def trainer_loop(case: ModelCase, bundle: fk.DataBundle, device: torch.device, *
     with tempfile.TemporaryDirectory() as tmp, _SyncCounter(device, sync_debug) as syncs:
         counter = _SyncWindow(syncs, after=warmup + batches, steps=batches)
         extra = batches if syncs.enabled else 0
-        trainer = fk.Trainer(build_model(case), bundle, callbacks=[window, counter, no_files],
-                             epochs=1, batch_size=batch_size, max_steps=warmup + batches + extra,
-                             precision=precision, device=str(device), compile=compile,
-                             progress=False, output_dir=f"{tmp}/run", seed=0)
+        trainer = fk.Trainer(
+            build_model(case),
+            bundle,
+            callbacks=[window, counter, no_files],
+            epochs=1,
+            batch_size=batch_size,
+            max_steps=warmup + batches + extra,
+            precision=precision,
+            device=str(device),
+            compile=compile,
+            progress=False,
+            output_dir=f"{tmp}/run",
+            seed=0,
+        )
         trainer.fit()
     return window.images_per_second, syncs.count
 
 
 # ---------------------------------------------------------------------------------- run
-def run_model(key: str, device: torch.device, *, batch_size: int, seed_batch_size: int,
-              warmup: int, batches: int, precision: str, loops: Sequence[str] = LOOPS,
-              compile: bool = False, sync_debug: bool = False) -> list[dict[str, Any]]:
+def run_model(
+    key: str,
+    device: torch.device,
+    *,
+    batch_size: int,
+    seed_batch_size: int,
+    warmup: int,
+    batches: int,
+    precision: str,
+    loops: Sequence[str] = LOOPS,
+    compile: bool = False,
+    sync_debug: bool = False,
+) -> list[dict[str, Any]]:
     """Measure the chosen loops on one model; one result row per loop.
 
     Returns:
@@ -247,17 +314,36 @@ def run_model(key: str, device: torch.device, *, batch_size: int, seed_batch_siz
         free_memory(device)
         reset_peak_memory(device)
         if loop == "seeds":
-            rate, syncs = seeds_loop(case, bundle, device, batch_size=seed_batch_size,
-                                     warmup=warmup, batches=batches), -1
+            rate, syncs = (
+                seeds_loop(case, bundle, device, batch_size=seed_batch_size, warmup=warmup, batches=batches),
+                -1,
+            )
             batch, prec = seed_batch_size, "32"
         else:
             run = hand_loop if loop == "hand" else trainer_loop
-            rate, syncs = run(case, bundle, device, batch_size=batch_size, warmup=warmup,
-                              batches=batches, precision=precision, compile=compile,
-                              sync_debug=sync_debug)
+            rate, syncs = run(
+                case,
+                bundle,
+                device,
+                batch_size=batch_size,
+                warmup=warmup,
+                batches=batches,
+                precision=precision,
+                compile=compile,
+                sync_debug=sync_debug,
+            )
             batch, prec = batch_size, precision
-        rows.append({"model": key, "loop": loop, "precision": prec, "batch": batch,
-                     "img_s": rate, "peak_mib": peak_memory_mib(device), "syncs": syncs})
+        rows.append(
+            {
+                "model": key,
+                "loop": loop,
+                "precision": prec,
+                "batch": batch,
+                "img_s": rate,
+                "peak_mib": peak_memory_mib(device),
+                "syncs": syncs,
+            }
+        )
         print(f"  {key} {loop}: {rate:,.1f} img/s", flush=True)
     return rows
 
@@ -274,9 +360,13 @@ def ratios(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     for model in dict.fromkeys(r["model"] for r in rows):
         rate = {r["loop"]: r["img_s"] for r in rows if r["model"] == model}
         nan = float("nan")
-        out.append({"model": model,
-                    "c/a": rate.get("trainer", nan) / rate.get("seeds", nan),
-                    "c/b": rate.get("trainer", nan) / rate.get("hand", nan)})
+        out.append(
+            {
+                "model": model,
+                "c/a": rate.get("trainer", nan) / rate.get("seeds", nan),
+                "c/b": rate.get("trainer", nan) / rate.get("hand", nan),
+            }
+        )
     return out
 
 
@@ -284,8 +374,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     """The command line (see the module docstring)."""
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
-    p.add_argument("--scale", choices=["auto", *SCALES], default="auto",
-                   help="default sizes: gpu or cpu (auto: from the device)")
+    p.add_argument(
+        "--scale",
+        choices=["auto", *SCALES],
+        default="auto",
+        help="default sizes: gpu or cpu (auto: from the device)",
+    )
     p.add_argument("--models", nargs="+", choices=list(MODEL_CASES), default=None)
     p.add_argument("--loops", nargs="+", choices=LOOPS, default=list(LOOPS))
     p.add_argument("--batch-size", type=int, default=None, help="batch of (b) and (c)")
@@ -309,8 +403,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
 
 def _run(args: argparse.Namespace) -> dict[str, Any]:
     device = resolve_device(args.device)
-    scale = SCALES[args.scale if args.scale != "auto" else
-                   ("gpu" if device.type == "cuda" else "cpu")]
+    scale = SCALES[args.scale if args.scale != "auto" else ("gpu" if device.type == "cuda" else "cpu")]
     sizes = {k: getattr(args, k) if getattr(args, k) is not None else scale[k] for k in scale}
     precision = resolve_precision(args.precision, device)
     env = environment(device)
@@ -318,21 +411,34 @@ def _run(args: argparse.Namespace) -> dict[str, Any]:
     print(f"# sizes: {sizes}, precision {precision}, compile {args.compile}", flush=True)
     rows: list[dict[str, Any]] = []
     for key in sizes["models"]:
-        rows += run_model(key, device, batch_size=sizes["batch_size"],
-                          seed_batch_size=sizes["seed_batch_size"], warmup=sizes["warmup"],
-                          batches=sizes["batches"], precision=precision, loops=args.loops,
-                          compile=args.compile, sync_debug=args.sync_debug)
+        rows += run_model(
+            key,
+            device,
+            batch_size=sizes["batch_size"],
+            seed_batch_size=sizes["seed_batch_size"],
+            warmup=sizes["warmup"],
+            batches=sizes["batches"],
+            precision=precision,
+            loops=args.loops,
+            compile=args.compile,
+            sync_debug=args.sync_debug,
+        )
     print()
-    print(markdown_table(rows, ["model", "loop", "precision", "batch", "img_s", "peak_mib",
-                                "syncs"]))
+    print(markdown_table(rows, ["model", "loop", "precision", "batch", "img_s", "peak_mib", "syncs"]))
     print()
     summary = ratios(rows)
     print(markdown_table(summary, ["model", "c/a", "c/b"]))
     if device.type == "cpu":
         print("# peak_mib on the CPU: the process's RSS high-water mark so far (never decreases)")
-    result = {"benchmark": "throughput", "environment": env, "sizes": sizes,
-              "precision": precision, "compile": args.compile, "results": rows,
-              "ratios": summary}
+    result = {
+        "benchmark": "throughput",
+        "environment": env,
+        "sizes": sizes,
+        "precision": precision,
+        "compile": args.compile,
+        "results": rows,
+        "ratios": summary,
+    }
     if args.json:
         write_json(args.json, result)
     return result

@@ -57,22 +57,34 @@ from torch import nn
 import finetune_kit as fk
 from finetune_kit.training.from_config import build_datasets, build_model
 
-__all__ = ["DEFAULT_CONFIG", "SCALES", "TimeToAccuracy", "flip_tta_evaluate", "main",
-           "subset_bundle"]
+__all__ = ["DEFAULT_CONFIG", "SCALES", "TimeToAccuracy", "flip_tta_evaluate", "main", "subset_bundle"]
 
 DEFAULT_CONFIG = REPO_ROOT / "examples" / "configs" / "fashion_mnist_fast.toml"
 
 SCALES: dict[str, dict[str, Any]] = {
-    "gpu": {"train_size": None, "test_size": None, "epochs": None, "batch_size": None,
-            "precision": None, "eval_raw": False},
-    "cpu": {"train_size": 1000, "test_size": 500, "epochs": 1, "batch_size": 128,
-            "precision": "32", "eval_raw": True},
+    "gpu": {
+        "train_size": None,
+        "test_size": None,
+        "epochs": None,
+        "batch_size": None,
+        "precision": None,
+        "eval_raw": False,
+    },
+    "cpu": {
+        "train_size": 1000,
+        "test_size": 500,
+        "epochs": 1,
+        "batch_size": 128,
+        "precision": "32",
+        "eval_raw": True,
+    },
 }
 
 
 @torch.no_grad()
-def flip_tta_evaluate(model: nn.Module, loader: Any, *, device: torch.device,
-                      precision: str = "32", flip: bool = True) -> dict[str, float]:
+def flip_tta_evaluate(
+    model: nn.Module, loader: Any, *, device: torch.device, precision: str = "32", flip: bool = True
+) -> dict[str, float]:
     """Accuracy with and without flip test-time augmentation, over one pass of ``loader``.
 
     With ``flip``, the prediction is the mean of the softmax of ``model(x)`` and of
@@ -106,8 +118,9 @@ def flip_tta_evaluate(model: nn.Module, loader: Any, *, device: torch.device,
         with autocast_to(device, dtype):
             probs = model(x).float().softmax(dim=1)
             tta = (probs + model(x.flip(-1)).float().softmax(dim=1)) if flip else probs
-        counts += torch.stack([(probs.argmax(1) == y).sum(), (tta.argmax(1) == y).sum(),
-                               torch.ones_like(y).sum()])
+        counts += torch.stack(
+            [(probs.argmax(1) == y).sum(), (tta.argmax(1) == y).sum(), torch.ones_like(y).sum()]
+        )
     model.train(was_training)
     plain, tta, n = counts.tolist()
     return {"accuracy": plain / max(n, 1), "tta_accuracy": tta / max(n, 1), "images": n}
@@ -131,8 +144,15 @@ class TimeToAccuracy(fk.Callback):
         True
     """
 
-    def __init__(self, *, threshold: float, flip: bool = True, budget_s: float | None = None,
-                 stop_at_threshold: bool = False, eval_raw: bool = False) -> None:
+    def __init__(
+        self,
+        *,
+        threshold: float,
+        flip: bool = True,
+        budget_s: float | None = None,
+        stop_at_threshold: bool = False,
+        eval_raw: bool = False,
+    ) -> None:
         self.threshold, self.flip, self.budget_s = threshold, flip, budget_s
         self.stop_at_threshold, self.eval_raw = stop_at_threshold, eval_raw
         self.rows: list[dict[str, Any]] = []
@@ -156,10 +176,18 @@ class TimeToAccuracy(fk.Callback):
         self._left_eval = time.perf_counter()
         self.eval_s += self._left_eval - now
         metrics = trainer.state.metrics
-        row = {"epoch": metrics["epoch"], "fit_s": fit_s, "wall_s": fit_s + self.eval_s,
-               "train_loss": metrics["train_loss"], "train_acc": metrics["train_accuracy"],
-               "test_acc": result["accuracy"], "test_acc_tta": result["tta_accuracy"],
-               "lr": metrics["lr"], "raw_acc_tta": raw, "epoch_end_s": float("nan")}
+        row = {
+            "epoch": metrics["epoch"],
+            "fit_s": fit_s,
+            "wall_s": fit_s + self.eval_s,
+            "train_loss": metrics["train_loss"],
+            "train_acc": metrics["train_accuracy"],
+            "test_acc": result["accuracy"],
+            "test_acc_tta": result["tta_accuracy"],
+            "lr": metrics["lr"],
+            "raw_acc_tta": raw,
+            "epoch_end_s": float("nan"),
+        }
         self.rows.append(row)
         if self.reached is None and row["test_acc_tta"] >= self.threshold:
             self.reached = row
@@ -169,8 +197,13 @@ class TimeToAccuracy(fk.Callback):
             trainer.request_stop(f"time budget of {self.budget_s} s used")
 
     def _evaluate(self, trainer: fk.Trainer, model: nn.Module) -> dict[str, float]:
-        return flip_tta_evaluate(model, trainer.loaders.test, device=trainer.device,
-                                 precision=trainer.precision.name, flip=self.flip)
+        return flip_tta_evaluate(
+            model,
+            trainer.loaders.test,
+            device=trainer.device,
+            precision=trainer.precision.name,
+            flip=self.flip,
+        )
 
     def on_epoch_end(self, trainer: fk.Trainer) -> None:
         # the default callbacks before this one wrote the epoch's checkpoint and log rows
@@ -182,8 +215,9 @@ class TimeToAccuracy(fk.Callback):
         return max(inside, key=lambda r: r["test_acc_tta"]) if inside else None
 
 
-def subset_bundle(bundle: fk.DataBundle, *, train_size: int | None, test_size: int | None,
-                  seed: int = 0) -> fk.DataBundle:
+def subset_bundle(
+    bundle: fk.DataBundle, *, train_size: int | None, test_size: int | None, seed: int = 0
+) -> fk.DataBundle:
     """A bundle of the first ``train_size`` / ``test_size`` images of a seeded permutation.
 
     The preset, class names and validation fraction are kept; normalisation statistics are
@@ -197,21 +231,33 @@ def subset_bundle(bundle: fk.DataBundle, *, train_size: int | None, test_size: i
         keep = torch.randperm(len(split.targets), generator=g)[:n]
         return split.images[keep], split.targets[keep]
 
-    return fk.create_datasets("tensors", train=take(bundle.train, train_size),
-                              test=take(bundle.test, test_size), val_fraction=bundle.val_fraction,
-                              preset=bundle.preset.name, class_names=list(bundle.class_names),
-                              seed=seed)
+    return fk.create_datasets(
+        "tensors",
+        train=take(bundle.train, train_size),
+        test=take(bundle.test, test_size),
+        val_fraction=bundle.val_fraction,
+        preset=bundle.preset.name,
+        class_names=list(bundle.class_names),
+        seed=seed,
+    )
 
 
 def _config(args: argparse.Namespace, sizes: dict[str, Any], output_dir: str) -> fk.RunConfig:
     overrides = list(args.overrides)
-    for key, flag in (("train.epochs", "epochs"), ("loader.batch_size", "batch_size"),
-                      ("train.precision", "precision"), ("data.root", "data_root")):
+    for key, flag in (
+        ("train.epochs", "epochs"),
+        ("loader.batch_size", "batch_size"),
+        ("train.precision", "precision"),
+        ("data.root", "data_root"),
+    ):
         value = sizes.get(flag, getattr(args, flag, None))
         if value is not None:
             overrides.append(f"{key}={json.dumps(value)}")
-    overrides += [f"train.device={json.dumps(args.device)}", "train.progress=false",
-                  f"train.output_dir={json.dumps(output_dir)}"]
+    overrides += [
+        f"train.device={json.dumps(args.device)}",
+        "train.progress=false",
+        f"train.output_dir={json.dumps(output_dir)}",
+    ]
     return fk.apply_overrides(fk.load_config(args.config), overrides)
 
 
@@ -219,22 +265,44 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     """The command line (see the module docstring)."""
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--config", type=Path, default=DEFAULT_CONFIG, help="the recipe (TOML)")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a config key, e.g. --set optim.lr=0.1 (repeatable)")
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config key, e.g. --set optim.lr=0.1 (repeatable)",
+    )
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
-    p.add_argument("--scale", choices=["auto", *SCALES], default="auto",
-                   help="default sizes: gpu (the whole recipe) or cpu (a subset)")
+    p.add_argument(
+        "--scale",
+        choices=["auto", *SCALES],
+        default="auto",
+        help="default sizes: gpu (the whole recipe) or cpu (a subset)",
+    )
     p.add_argument("--threshold", type=float, default=0.94, help="test accuracy to reach")
     p.add_argument("--budget", type=float, default=60.0, help="report the best within (s)")
     p.add_argument("--stop-at-budget", action="store_true", help="stop once it is used")
     p.add_argument("--stop-at-threshold", action="store_true", help="stop when reached")
     p.add_argument("--no-tta", action="store_true", help="evaluate without flip TTA")
-    p.add_argument("--eval-raw", action="store_true", default=None,
-                   help="with an EMA, also evaluate the raw weights (raw_acc_tta)")
-    p.add_argument("--no-checkpoints", action="store_true",
-                   help="skip the Trainer's per-epoch checkpoint (measure its cost)")
-    for flag, kind in (("epochs", int), ("batch-size", int), ("train-size", int),
-                       ("test-size", int), ("precision", str)):
+    p.add_argument(
+        "--eval-raw",
+        action="store_true",
+        default=None,
+        help="with an EMA, also evaluate the raw weights (raw_acc_tta)",
+    )
+    p.add_argument(
+        "--no-checkpoints",
+        action="store_true",
+        help="skip the Trainer's per-epoch checkpoint (measure its cost)",
+    )
+    for flag, kind in (
+        ("epochs", int),
+        ("batch-size", int),
+        ("train-size", int),
+        ("test-size", int),
+        ("precision", str),
+    ):
         p.add_argument(f"--{flag}", type=kind, default=None)
     p.add_argument("--data-root", default=None, help="folder with the Fashion-MNIST files")
     p.add_argument("--output-dir", default=None, help="run directory (default: a temporary one)")
@@ -267,51 +335,92 @@ def _run(args: argparse.Namespace) -> dict[str, Any]:
     sizes = _sizes(args)
     with tempfile.TemporaryDirectory() as tmp:
         config = _config(args, sizes, args.output_dir or f"{tmp}/run")
-        bundle = subset_bundle(build_datasets(config), train_size=sizes["train_size"],
-                               test_size=sizes["test_size"], seed=config.train.seed)
+        bundle = subset_bundle(
+            build_datasets(config),
+            train_size=sizes["train_size"],
+            test_size=sizes["test_size"],
+            seed=config.train.seed,
+        )
         model = build_model(config, bundle)
-        timer = TimeToAccuracy(threshold=args.threshold, flip=not args.no_tta,
-                               budget_s=args.budget if args.stop_at_budget else None,
-                               stop_at_threshold=args.stop_at_threshold,
-                               eval_raw=sizes["eval_raw"])
+        timer = TimeToAccuracy(
+            threshold=args.threshold,
+            flip=not args.no_tta,
+            budget_s=args.budget if args.stop_at_budget else None,
+            stop_at_threshold=args.stop_at_threshold,
+            eval_raw=sizes["eval_raw"],
+        )
         callbacks: list[fk.Callback] = [timer]
         if args.no_checkpoints:
             callbacks.insert(0, fk.ModelCheckpoint(monitor=None, save_last=False, save_top_k=0))
         trainer = fk.Trainer(model, bundle, config=config, callbacks=callbacks)
         env = environment(trainer.device)
         print(describe(env))
-        print(f"# {args.config.name}: {config.model.name}, {len(bundle.train)} training / "
-              f"{len(bundle.test)} test images, {config.train.epochs} epochs, batch "
-              f"{config.loader.batch_size}, precision {config.train.precision}, "
-              f"{'flip TTA' if not args.no_tta else 'no TTA'}; sizes {sizes}", flush=True)
+        print(
+            f"# {args.config.name}: {config.model.name}, {len(bundle.train)} training / "
+            f"{len(bundle.test)} test images, {config.train.epochs} epochs, batch "
+            f"{config.loader.batch_size}, precision {config.train.precision}, "
+            f"{'flip TTA' if not args.no_tta else 'no TTA'}; sizes {sizes}",
+            flush=True,
+        )
         timer.start()
         trainer.fit()
     rows, reached, best = timer.rows, timer.reached, timer.best_within(args.budget)
     _print_summary(args, rows, reached, best)
-    result = {"benchmark": "time_to_accuracy", "environment": env, "config": config.to_dict(),
-              "sizes": sizes, "threshold": args.threshold, "budget_s": args.budget,
-              "epochs": rows, "reached": reached, "best_within_budget": best,
-              "eval_s": timer.eval_s}
+    result = {
+        "benchmark": "time_to_accuracy",
+        "environment": env,
+        "config": config.to_dict(),
+        "sizes": sizes,
+        "threshold": args.threshold,
+        "budget_s": args.budget,
+        "epochs": rows,
+        "reached": reached,
+        "best_within_budget": best,
+        "eval_s": timer.eval_s,
+    }
     if args.json:
         write_json(args.json, result)
     return result
 
 
-def _print_summary(args: argparse.Namespace, rows: list[dict[str, Any]],
-                   reached: dict[str, Any] | None, best: dict[str, Any] | None) -> None:
+def _print_summary(
+    args: argparse.Namespace,
+    rows: list[dict[str, Any]],
+    reached: dict[str, Any] | None,
+    best: dict[str, Any] | None,
+) -> None:
     print()
-    print(markdown_table(rows, ["epoch", "fit_s", "wall_s", "train_loss", "train_acc",
-                                "test_acc", "test_acc_tta", "raw_acc_tta", "lr", "epoch_end_s"]))
+    print(
+        markdown_table(
+            rows,
+            [
+                "epoch",
+                "fit_s",
+                "wall_s",
+                "train_loss",
+                "train_acc",
+                "test_acc",
+                "test_acc_tta",
+                "raw_acc_tta",
+                "lr",
+                "epoch_end_s",
+            ],
+        )
+    )
     print()
     if reached:
-        print(f"Reached {args.threshold:.1%} at epoch {reached['epoch']}: {reached['fit_s']:.2f} s "
-              f"of fit() (test evaluations excluded; {reached['wall_s']:.2f} s with them).")
+        print(
+            f"Reached {args.threshold:.1%} at epoch {reached['epoch']}: {reached['fit_s']:.2f} s "
+            f"of fit() (test evaluations excluded; {reached['wall_s']:.2f} s with them)."
+        )
     else:
         top = max(r["test_acc_tta"] for r in rows)
         print(f"Did not reach {args.threshold:.1%} (best {top:.2%}).")
     if best:
-        print(f"Best within {args.budget:g} s: {best['test_acc_tta']:.2%} at epoch {best['epoch']} "
-              f"({best['fit_s']:.2f} s).")
+        print(
+            f"Best within {args.budget:g} s: {best['test_acc_tta']:.2%} at epoch {best['epoch']} "
+            f"({best['fit_s']:.2f} s)."
+        )
 
 
 if __name__ == "__main__":

@@ -65,13 +65,19 @@ from torch import nn
 import finetune_kit as fk
 from finetune_kit.runtime import resolve_device
 
-__all__ = ["HandLoop", "crop_flip_gather", "hand_crop_flip", "main", "measure_hand",
-           "measure_trainer"]
+__all__ = ["HandLoop", "crop_flip_gather", "hand_crop_flip", "main", "measure_hand", "measure_trainer"]
 
 
 # --------------------------------------------------------------------- the hand-written loop
-def crop_flip_gather(x: torch.Tensor, top: torch.Tensor, left: torch.Tensor, flip: torch.Tensor,
-                     padding: int, *, channels_last: bool) -> torch.Tensor:
+def crop_flip_gather(
+    x: torch.Tensor,
+    top: torch.Tensor,
+    left: torch.Tensor,
+    flip: torch.Tensor,
+    padding: int,
+    *,
+    channels_last: bool,
+) -> torch.Tensor:
     """Crop every image at its own offset of the zero-padded batch, flipped where asked.
 
     One advanced-indexing gather on the NHWC view does crop and flip for the whole batch;
@@ -200,7 +206,8 @@ class HandLoop:
         no_decay = [p for p in self.model.parameters() if p.ndim <= 1]
         self.optimizer = torch.optim.SGD(
             [{"params": decay, "weight_decay": 5e-4}, {"params": no_decay, "weight_decay": 0.0}],
-            lr=self.lr, momentum=0.9,
+            lr=self.lr,
+            momentum=0.9,
         )
         self.dtype = torch.bfloat16 if self.precision == "bf16-mixed" else None
         self.running = torch.zeros(2, dtype=torch.float64, device=self.device)
@@ -211,8 +218,7 @@ class HandLoop:
             x = hand_crop_flip(x, self.padding, channels_last=self.channels_last)
         x = x.float().mul_(self.scale).add_(self.shift)  # (x / 255 - mean) / std
         if self.resize:
-            x = F.interpolate(x, size=(self.resize, self.resize), mode="bilinear",
-                              align_corners=False)
+            x = F.interpolate(x, size=(self.resize, self.resize), mode="bilinear", align_corners=False)
         fmt = torch.channels_last if self.channels_last else torch.contiguous_format
         return x.contiguous(memory_format=fmt)
 
@@ -237,7 +243,7 @@ class HandLoop:
             if i and i % per_epoch == 0:
                 order = torch.randperm(n, device=self.device)
             j = i % per_epoch
-            self.step(order[j * self.batch_size:(j + 1) * self.batch_size])
+            self.step(order[j * self.batch_size : (j + 1) * self.batch_size])
             yield i + 1
 
     def timed(self, *, warmup: int, steps: int) -> tuple[float, float]:
@@ -261,49 +267,83 @@ class HandLoop:
         return steps * self.batch_size / wall
 
 
-def measure_hand(case: ModelCase, bundle: fk.DataBundle, device: torch.device, *,
-                 batch_size: int, warmup: int, batches: int, precision: str,
-                 augment: bool) -> dict[str, float]:
+def measure_hand(
+    case: ModelCase,
+    bundle: fk.DataBundle,
+    device: torch.device,
+    *,
+    batch_size: int,
+    warmup: int,
+    batches: int,
+    precision: str,
+    augment: bool,
+) -> dict[str, float]:
     """One repeat of the hand-written loop: steady-state images/s and whole-run seconds."""
     model = build_model(case)
     synchronize(device)
     started = time.perf_counter()
     preset = bundle.preset
-    loop = HandLoop(model, bundle.train.images, bundle.train.targets, mean=bundle.mean,
-                    std=bundle.std, device=device, batch_size=batch_size, precision=precision,
-                    channels_last=device.type == "cuda",
-                    padding=preset.padding_for(bundle.image_size) if augment else 0,
-                    hflip=preset.hflip and augment, resize=preset.resize)
+    loop = HandLoop(
+        model,
+        bundle.train.images,
+        bundle.train.targets,
+        mean=bundle.mean,
+        std=bundle.std,
+        device=device,
+        batch_size=batch_size,
+        precision=precision,
+        channels_last=device.type == "cuda",
+        padding=preset.padding_for(bundle.image_size) if augment else 0,
+        hflip=preset.hflip and augment,
+        resize=preset.resize,
+    )
     wall, cpu = loop.timed(warmup=warmup, steps=batches)
     loop.running.tolist()  # the end-of-epoch read of the running metrics, as the Trainer's
     synchronize(device)
     images = batches * batch_size
-    return {"img_s": images / wall, "cpu_img_s": images / cpu,
-            "run_s": time.perf_counter() - started}
+    return {"img_s": images / wall, "cpu_img_s": images / cpu, "run_s": time.perf_counter() - started}
 
 
-def measure_trainer(case: ModelCase, bundle: fk.DataBundle, device: torch.device, *,
-                    batch_size: int, warmup: int, batches: int, precision: str,
-                    augment: bool) -> dict[str, float]:
+def measure_trainer(
+    case: ModelCase,
+    bundle: fk.DataBundle,
+    device: torch.device,
+    *,
+    batch_size: int,
+    warmup: int,
+    batches: int,
+    precision: str,
+    augment: bool,
+) -> dict[str, float]:
     """One repeat of ``fk.Trainer`` (defaults): steady-state images/s and whole-run seconds."""
     model = build_model(case)
     window = StepWindow(warmup=warmup, steps=batches, images_per_step=batch_size)
     with tempfile.TemporaryDirectory() as tmp:
         synchronize(device)
         started = time.perf_counter()
-        trainer = fk.Trainer(model, bundle, callbacks=[window], epochs=1,
-                             batch_size=batch_size, max_steps=warmup + batches, augment=augment,
-                             precision=precision, device=str(device), progress=False,
-                             output_dir=f"{tmp}/run", seed=0)
+        trainer = fk.Trainer(
+            model,
+            bundle,
+            callbacks=[window],
+            epochs=1,
+            batch_size=batch_size,
+            max_steps=warmup + batches,
+            augment=augment,
+            precision=precision,
+            device=str(device),
+            progress=False,
+            output_dir=f"{tmp}/run",
+            seed=0,
+        )
         trainer.fit()
         synchronize(device)
         run_s = time.perf_counter() - started
-    return {"img_s": window.images_per_second, "cpu_img_s": window.images_per_cpu_second,
-            "run_s": run_s}
+    return {"img_s": window.images_per_second, "cpu_img_s": window.images_per_cpu_second, "run_s": run_s}
 
 
-def _paired_repeat(i: int, case: ModelCase, bundle: fk.DataBundle, device: torch.device,
-                   sizes: dict[str, Any]) -> dict[str, Any]:
+def _paired_repeat(
+    i: int, case: ModelCase, bundle: fk.DataBundle, device: torch.device, sizes: dict[str, Any]
+) -> dict[str, Any]:
     """Repeat ``i``: both loops, hand first on even repeats and Trainer first on odd ones."""
     order = ("hand", "trainer") if i % 2 == 0 else ("trainer", "hand")
     got = {}
@@ -311,13 +351,20 @@ def _paired_repeat(i: int, case: ModelCase, bundle: fk.DataBundle, device: torch
         measure = measure_hand if loop == "hand" else measure_trainer
         got[loop] = measure(case, bundle, device, **sizes)
     hand, trainer = got["hand"], got["trainer"]
-    row = {"repeat": i + 1, "hand_img_s": hand["img_s"], "trainer_img_s": trainer["img_s"],
-           "step_ratio": trainer["img_s"] / hand["img_s"],
-           "cpu_step_ratio": trainer["cpu_img_s"] / hand["cpu_img_s"],
-           "hand_run_s": hand["run_s"], "trainer_run_s": trainer["run_s"],
-           "run_ratio": hand["run_s"] / trainer["run_s"]}
-    print(f"  repeat {i + 1}: hand {row['hand_img_s']:,.0f} img/s, trainer "
-          f"{row['trainer_img_s']:,.0f} img/s", flush=True)
+    row = {
+        "repeat": i + 1,
+        "hand_img_s": hand["img_s"],
+        "trainer_img_s": trainer["img_s"],
+        "step_ratio": trainer["img_s"] / hand["img_s"],
+        "cpu_step_ratio": trainer["cpu_img_s"] / hand["cpu_img_s"],
+        "hand_run_s": hand["run_s"],
+        "trainer_run_s": trainer["run_s"],
+        "run_ratio": hand["run_s"] / trainer["run_s"],
+    }
+    print(
+        f"  repeat {i + 1}: hand {row['hand_img_s']:,.0f} img/s, trainer {row['trainer_img_s']:,.0f} img/s",
+        flush=True,
+    )
     return row
 
 
@@ -332,8 +379,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--repeats", type=int, default=5, help="measurements of each loop")
     p.add_argument("--augment", action="store_true", help="crop and flip in both loops")
     p.add_argument("--precision", default="auto", help="auto (bf16-mixed on CUDA, else 32)")
-    p.add_argument("--threads", type=int, default=1,
-                   help="torch CPU threads (default 1, see above; 0 keeps torch's own setting)")
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch CPU threads (default 1, see above; 0 keeps torch's own setting)",
+    )
     p.add_argument("--json", default=None, help="also write the results here")
     return p.parse_args(argv)
 
@@ -352,10 +403,18 @@ def _run(args: argparse.Namespace) -> dict[str, Any]:
     bundle = synthetic_bundle(case, args.batch_size * (args.warmup + args.batches))
     env = environment(device)
     print(describe(env))
-    print(f"# {args.model}, batch {args.batch_size}, {args.warmup} + {args.batches} steps, "
-          f"precision {precision}, augment {args.augment}, {args.repeats} repeats", flush=True)
-    sizes = dict(batch_size=args.batch_size, warmup=args.warmup, batches=args.batches,
-                 precision=precision, augment=args.augment)
+    print(
+        f"# {args.model}, batch {args.batch_size}, {args.warmup} + {args.batches} steps, "
+        f"precision {precision}, augment {args.augment}, {args.repeats} repeats",
+        flush=True,
+    )
+    sizes = dict(
+        batch_size=args.batch_size,
+        warmup=args.warmup,
+        batches=args.batches,
+        precision=precision,
+        augment=args.augment,
+    )
     rows = [_paired_repeat(i, case, bundle, device, sizes) for i in range(args.repeats)]
     print()
     print(markdown_table(rows, list(rows[0])))
@@ -364,16 +423,29 @@ def _run(args: argparse.Namespace) -> dict[str, Any]:
     cpu_overhead = 1 - summary["cpu_step_ratio"]["median"]
     run_overhead = 1 - summary["run_ratio"]["median"]
     print()
-    print(markdown_table([{"figure": k, **v} for k, v in summary.items()],
-                         ["figure", "median", "min", "max", "spread", "n"]))
-    print(f"\nTrainer overhead, steady-state steps: {step_overhead:+.1%} (median of "
-          f"{args.repeats} paired repeats; target <= 5%)")
+    print(
+        markdown_table(
+            [{"figure": k, **v} for k, v in summary.items()],
+            ["figure", "median", "min", "max", "spread", "n"],
+        )
+    )
+    print(
+        f"\nTrainer overhead, steady-state steps: {step_overhead:+.1%} (median of "
+        f"{args.repeats} paired repeats; target <= 5%)"
+    )
     print(f"Trainer overhead, steady-state steps in process CPU time: {cpu_overhead:+.1%}")
     print(f"Trainer overhead, whole run (set-up, run files, checkpoint): {run_overhead:+.1%}")
-    result = {"benchmark": "trainer_overhead", "environment": env, "model": args.model,
-              "sizes": sizes, "repeats": rows, "summary": summary,
-              "step_overhead": step_overhead, "cpu_step_overhead": cpu_overhead,
-              "run_overhead": run_overhead}
+    result = {
+        "benchmark": "trainer_overhead",
+        "environment": env,
+        "model": args.model,
+        "sizes": sizes,
+        "repeats": rows,
+        "summary": summary,
+        "step_overhead": step_overhead,
+        "cpu_step_overhead": cpu_overhead,
+        "run_overhead": run_overhead,
+    }
     if args.json:
         write_json(args.json, result)
     return result

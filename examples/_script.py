@@ -46,15 +46,20 @@ def example_parser(description: str, *, epochs: int) -> argparse.ArgumentParser:
         The parser; an example may add its own flags before parsing.
     """
     parser = argparse.ArgumentParser(description=description)
-    parser.add_argument("--smoke", action="store_true",
-                        help="one short epoch on small data, no downloads (seconds)")
+    parser.add_argument(
+        "--smoke", action="store_true", help="one short epoch on small data, no downloads (seconds)"
+    )
     parser.add_argument("--output-dir", help="run directory (default: runs/<example>)")
     parser.add_argument("--overwrite", action="store_true", help="reuse an existing run directory")
     parser.add_argument("--resume", metavar="CKPT", help="checkpoint or run directory to resume")
     parser.add_argument("--epochs", type=int, default=epochs, help=f"epochs (default {epochs})")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
-    parser.add_argument("--precision", default="32", choices=["32", "bf16-mixed", "16-mixed"],
-                        help="32, bf16-mixed or 16-mixed (default 32)")
+    parser.add_argument(
+        "--precision",
+        default="32",
+        choices=["32", "bf16-mixed", "16-mixed"],
+        help="32, bf16-mixed or 16-mixed (default 32)",
+    )
     parser.add_argument("--data-root", help="folder to search first for the dataset files")
     return parser
 
@@ -87,9 +92,16 @@ def smoke_data(*, in_channels: int, image_size: int, num_classes: int = 10) -> f
 
     An epoch of it is one batch for most recipes (a few for small batch sizes).
     """
-    return fk.create_datasets("fake", num_classes=num_classes, in_channels=in_channels,
-                              image_size=image_size, train_size=32, test_size=16,
-                              val_fraction=0.125, seed=0)
+    return fk.create_datasets(
+        "fake",
+        num_classes=num_classes,
+        in_channels=in_channels,
+        image_size=image_size,
+        train_size=32,
+        test_size=16,
+        val_fraction=0.125,
+        seed=0,
+    )
 
 
 def machine() -> str:
@@ -111,8 +123,9 @@ def _cpu_model() -> str | None:
     return None
 
 
-def print_results(history: fk.History, report: fk.ClassificationReport, seconds: float,
-                  *, run_dir: Path) -> None:
+def print_results(
+    history: fk.History, report: fk.ClassificationReport, seconds: float, *, run_dir: Path
+) -> None:
     """The closing lines of an example: accuracies, time, machine and run directory."""
     val = [v for v in (row.get("val_accuracy") for row in history.rows) if v is not None]
     best_val = f"{max(val):.4f}" if val else "n/a"

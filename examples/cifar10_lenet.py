@@ -40,16 +40,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.smoke:
         data = smoke_data(in_channels=3, image_size=32)
     else:
-        data = fk.create_datasets("cifar10", root=args.data_root, val_fraction=0.1,
-                                  seed=0)
-    model = fk.create_model("lenet", num_classes=data.num_classes,
-                            in_channels=data.in_channels, seed=0)
+        data = fk.create_datasets("cifar10", root=args.data_root, val_fraction=0.1, seed=0)
+    model = fk.create_model("lenet", num_classes=data.num_classes, in_channels=data.in_channels, seed=0)
     print(model)
 
     trainer = fk.Trainer(
-        model, data,
+        model,
+        data,
         batch_size=args.batch_size,
-        optimizer="sgd", lr=args.lr, momentum=0.9, weight_decay=0.0,
+        optimizer="sgd",
+        lr=args.lr,
+        momentum=0.9,
+        weight_decay=0.0,
         scheduler="constant",
         augment=False,  # the tutorial trains without augmentation
         seed=0,

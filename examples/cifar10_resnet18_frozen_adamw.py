@@ -41,20 +41,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.smoke:
         data, weights = smoke_data(in_channels=3, image_size=32), None
     else:
-        data = fk.create_datasets("cifar10", root=args.data_root, val_fraction=0.1,
-                                  seed=0, preset="cifar")  # 4-pixel crop, flip
+        data = fk.create_datasets(
+            "cifar10", root=args.data_root, val_fraction=0.1, seed=0, preset="cifar"
+        )  # 4-pixel crop, flip
         weights = "imagenet"
-    model = fk.create_model("resnet18", num_classes=data.num_classes, weights=weights,
-                            small_input=True, seed=0)
+    model = fk.create_model(
+        "resnet18", num_classes=data.num_classes, weights=weights, small_input=True, seed=0
+    )
     print("stages:", ", ".join(stage.name for stage in fk.model_stages(model)))
 
     trainer = fk.Trainer(
-        model, data,
+        model,
+        data,
         batch_size=128,
-        strategy="freeze_first", options={"n": 3},  # stem, layer1, layer2 frozen
+        strategy="freeze_first",
+        options={"n": 3},  # stem, layer1, layer2 frozen
         bn_policy="eval",  # frozen BatchNorm keeps its pretrained running statistics
-        optimizer="adamw", lr=1e-3, weight_decay=0.05,
-        scheduler="cosine", label_smoothing=0.1,
+        optimizer="adamw",
+        lr=1e-3,
+        weight_decay=0.05,
+        scheduler="cosine",
+        label_smoothing=0.1,
         seed=0,
         **trainer_options(args, NAME),
     )
@@ -64,8 +71,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     report = trainer.test()  # per-class precision / recall / F1 / support, confusion
     worst = min(report.per_class, key=lambda row: row["f1"])
-    print(f"\nhardest class: {worst['name']} "
-          f"(F1 {worst['f1']:.3f}, recall {worst['recall']:.3f})")
+    print(f"\nhardest class: {worst['name']} (F1 {worst['f1']:.3f}, recall {worst['recall']:.3f})")
     seconds = time.perf_counter() - started
     print_results(history, report, seconds, run_dir=trainer.run_dir.root)
     return 0

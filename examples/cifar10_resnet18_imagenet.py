@@ -43,17 +43,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         data, weights = smoke_data(in_channels=3, image_size=32), None
     else:
         # preset="imagenet": resize to 224, crop + flip, ImageNet mean/std
-        data = fk.create_datasets("cifar10", root=args.data_root, val_fraction=0.1,
-                                  seed=0, preset="imagenet")
+        data = fk.create_datasets("cifar10", root=args.data_root, val_fraction=0.1, seed=0, preset="imagenet")
         weights = "imagenet"
-    model = fk.create_model("resnet18", num_classes=data.num_classes, weights=weights,
-                            seed=0)
+    model = fk.create_model("resnet18", num_classes=data.num_classes, weights=weights, seed=0)
 
     trainer = fk.Trainer(
-        model, data,
+        model,
+        data,
         batch_size=64,
-        optimizer="sgd", lr=0.001, momentum=0.9, weight_decay=0.0,
-        scheduler="step", scheduler_options={"step_size": 7, "gamma": 0.1},
+        optimizer="sgd",
+        lr=0.001,
+        momentum=0.9,
+        weight_decay=0.0,
+        scheduler="step",
+        scheduler_options={"step_size": 7, "gamma": 0.1},
         strategy="full",  # every layer trains
         seed=0,
         **trainer_options(args, NAME),

@@ -36,16 +36,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.smoke:
         data, weights = smoke_data(in_channels=3, image_size=32), None
     else:
-        data = fk.create_datasets("cifar10", root=args.data_root, val_fraction=0.1,
-                                  seed=0, preset="imagenet")
+        data = fk.create_datasets("cifar10", root=args.data_root, val_fraction=0.1, seed=0, preset="imagenet")
         weights = "imagenet"
-    model = fk.create_model("resnet50", num_classes=data.num_classes, weights=weights,
-                            seed=0)
+    model = fk.create_model("resnet50", num_classes=data.num_classes, weights=weights, seed=0)
 
     trainer = fk.Trainer(
-        model, data,
+        model,
+        data,
         batch_size=64,
-        optimizer="adam", lr=1e-4, weight_decay=0.0,
+        optimizer="adam",
+        lr=1e-4,
+        weight_decay=0.0,
         scheduler="constant",
         seed=0,
         **trainer_options(args, NAME),

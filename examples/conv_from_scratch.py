@@ -63,16 +63,32 @@ def convert(model: torch.nn.Module, data: fk.DataBundle) -> torch.nn.Module:
     x = data.test.images[:8].float() / 255
     with torch.no_grad():
         difference = (scratch_model.eval()(x) - model.eval()(x)).abs().max().item()
-    layers = sorted({type(m).__name__ for m in scratch_model.modules()
-                     if type(m).__module__.startswith("finetune_kit.scratch")})
+    layers = sorted(
+        {
+            type(m).__name__
+            for m in scratch_model.modules()
+            if type(m).__module__.startswith("finetune_kit.scratch")
+        }
+    )
     print(f"converted layers: {', '.join(layers)}; max |logit difference| = {difference:.2e}")
     return scratch_model.train()
 
 
 def train(model: torch.nn.Module, data: fk.DataBundle, options: dict, label: str):
     """Step 3: one run of the Trainer; returns (test accuracy, seconds)."""
-    trainer = fk.Trainer(model, data, batch_size=64, optimizer="sgd", lr=0.05, momentum=0.9,
-                         weight_decay=0.0, augment=False, seed=0, progress=False, **options)
+    trainer = fk.Trainer(
+        model,
+        data,
+        batch_size=64,
+        optimizer="sgd",
+        lr=0.05,
+        momentum=0.9,
+        weight_decay=0.0,
+        augment=False,
+        seed=0,
+        progress=False,
+        **options,
+    )
     started = time.perf_counter()
     trainer.fit()
     seconds = time.perf_counter() - started
@@ -87,16 +103,23 @@ def load_data(args) -> fk.DataBundle:
     full = fk.create_datasets("fashion_mnist", root=args.data_root, val_fraction=0)
     n = args.train_size
     return fk.create_datasets(
-        "tensors", train=(full.train.images[:n], full.train.targets[:n]),
-        test=(full.test.images, full.test.targets), class_names=full.class_names,
-        preset="none", val_fraction=0,
+        "tensors",
+        train=(full.train.images[:n], full.train.targets[:n]),
+        test=(full.test.images, full.test.targets),
+        class_names=full.class_names,
+        preset="none",
+        val_fraction=0,
     )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = example_parser(__doc__.splitlines()[0], epochs=1)
-    parser.add_argument("--train-size", type=int, default=10_000,
-                        help="training images taken from Fashion-MNIST (default 10000)")
+    parser.add_argument(
+        "--train-size",
+        type=int,
+        default=10_000,
+        help="training images taken from Fashion-MNIST (default 10000)",
+    )
     args = parser.parse_args(argv)
 
     print("Step 1: verify the scratch convolution against PyTorch\n")
@@ -106,23 +129,22 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     print("Step 2: convert a LeNet to scratch layers")
     data = load_data(args)
-    model = fk.create_model("lenet", num_classes=data.num_classes, in_channels=1,
-                            input_size=28, seed=0)
+    model = fk.create_model("lenet", num_classes=data.num_classes, in_channels=1, input_size=28, seed=0)
     scratch_model = convert(model, data)
 
     print(f"\nStep 3: train both on {len(data.train)} images, test on {len(data.test)}")
     options = trainer_options(args, NAME)
     root = Path(options.pop("output_dir"))
     options.pop("progress", None)
-    torch_acc, torch_s = train(model, data,
-                               {**options, "output_dir": str(root / "torch")},
-                               "PyTorch layers")
-    scratch_acc, scratch_s = train(scratch_model, data,
-                                   {**options, "output_dir": str(root / "scratch")},
-                                   "scratch layers")
+    torch_acc, torch_s = train(model, data, {**options, "output_dir": str(root / "torch")}, "PyTorch layers")
+    scratch_acc, scratch_s = train(
+        scratch_model, data, {**options, "output_dir": str(root / "scratch")}, "scratch layers"
+    )
     slower = scratch_s / max(torch_s, 1e-9)
-    print(f"\naccuracy difference {scratch_acc - torch_acc:+.4f}; "
-          f"the scratch layers took {slower:.1f}x as long, on {machine()}")
+    print(
+        f"\naccuracy difference {scratch_acc - torch_acc:+.4f}; "
+        f"the scratch layers took {slower:.1f}x as long, on {machine()}"
+    )
     print(f"run directories: {root / 'torch'}, {root / 'scratch'}")
     return 0
 

@@ -48,8 +48,9 @@ def tiny_fashion_mnist(root: str | None, *, train: int = 256, test: int = 128) -
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = example_parser(__doc__.splitlines()[0], epochs=3)
-    parser.add_argument("--fake-data", action="store_true",
-                        help="with --smoke: use fake images instead of a real subset")
+    parser.add_argument(
+        "--fake-data", action="store_true", help="with --smoke: use fake images instead of a real subset"
+    )
     args = parser.parse_args(argv)
     if args.fake_data and not args.smoke:
         parser.error("--fake-data is only for --smoke runs")
@@ -59,18 +60,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     elif args.smoke:
         data = tiny_fashion_mnist(args.data_root)
     else:
-        data = fk.create_datasets("fashion_mnist", root=args.data_root,
-                                  val_fraction=0.1, seed=0)
-    print(f"{data.name}: {len(data.train)} train / {len(data.val)} val / "
-          f"{len(data.test)} test images, preset {data.preset.name!r}")
+        data = fk.create_datasets("fashion_mnist", root=args.data_root, val_fraction=0.1, seed=0)
+    print(
+        f"{data.name}: {len(data.train)} train / {len(data.val)} val / "
+        f"{len(data.test)} test images, preset {data.preset.name!r}"
+    )
 
-    model = fk.create_model("convnet", num_classes=data.num_classes,
-                            in_channels=data.in_channels, seed=0)
+    model = fk.create_model("convnet", num_classes=data.num_classes, in_channels=data.in_channels, seed=0)
     trainer = fk.Trainer(
-        model, data,
+        model,
+        data,
         batch_size=128,
-        optimizer="sgd", lr=0.05, momentum=0.9, nesterov=True, weight_decay=5e-4,
-        scheduler="onecycle", label_smoothing=0.1,
+        optimizer="sgd",
+        lr=0.05,
+        momentum=0.9,
+        nesterov=True,
+        weight_decay=5e-4,
+        scheduler="onecycle",
+        label_smoothing=0.1,
         seed=0,
         **trainer_options(args, NAME),
     )

@@ -36,15 +36,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.smoke:
         data = smoke_data(in_channels=1, image_size=28)
     else:
-        data = fk.create_datasets("mnist", root=args.data_root, val_fraction=0.1,
-                                  seed=0)
-    model = fk.create_model("convnet", num_classes=data.num_classes,
-                            in_channels=data.in_channels, seed=0)
+        data = fk.create_datasets("mnist", root=args.data_root, val_fraction=0.1, seed=0)
+    model = fk.create_model("convnet", num_classes=data.num_classes, in_channels=data.in_channels, seed=0)
 
     trainer = fk.Trainer(
-        model, data,
+        model,
+        data,
         batch_size=64,
-        optimizer="sgd", lr=0.01, momentum=0.9, weight_decay=0.0,
+        optimizer="sgd",
+        lr=0.01,
+        momentum=0.9,
+        weight_decay=0.0,
         scheduler="constant",
         augment=False,  # the recipe trains on the images as they are
         seed=0,

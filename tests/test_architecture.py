@@ -20,10 +20,17 @@ SRC = Path(finetune_kit.__file__).parent
 
 # Lower numbers are lower layers: a package imports only from strictly lower ones.
 LAYERS = {
-    "_version": 0, "errors": 0,
+    "_version": 0,
+    "errors": 0,
     "registry": 1,
-    "storage": 2, "config": 2, "runtime": 2, "scratch": 2,
-    "data": 3, "models": 3, "metrics": 3, "analysis": 3,
+    "storage": 2,
+    "config": 2,
+    "runtime": 2,
+    "scratch": 2,
+    "data": 3,
+    "models": 3,
+    "metrics": 3,
+    "analysis": 3,
     "optim": 4,
     "freezing": 5,
     "inference": 6,
@@ -47,7 +54,8 @@ MODULES = {module_name(p): p for p in SRC.rglob("*.py")}
 def _is_type_checking(node: ast.If) -> bool:
     test = node.test
     return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
-        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING")
+        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"
+    )
 
 
 def _resolve(name: str) -> str | None:
@@ -108,15 +116,21 @@ def test_packages_import_only_lower_layers():
         for target, _ in imports_of(path):
             dest = package_of(target)
             if dest != source and not LAYERS[dest] < LAYERS[source]:
-                wrong.append(f"{module} -> {target} ({source}: layer {LAYERS[source]}, "
-                             f"{dest}: layer {LAYERS[dest]})")
+                wrong.append(
+                    f"{module} -> {target} ({source}: layer {LAYERS[source]}, {dest}: layer {LAYERS[dest]})"
+                )
     assert not wrong, "imports that go up or sideways:\n" + "\n".join(wrong)
 
 
 def test_the_lower_layers_never_import_training_or_callbacks():
     low = {"data", "models", "optim", "metrics", "storage"}
-    wrong = [f"{m} -> {t}" for m, p in MODULES.items() if package_of(m) in low
-             for t, _ in imports_of(p) if package_of(t) in ("training", "callbacks")]
+    wrong = [
+        f"{m} -> {t}"
+        for m, p in MODULES.items()
+        if package_of(m) in low
+        for t, _ in imports_of(p)
+        if package_of(t) in ("training", "callbacks")
+    ]
     assert not wrong
 
 
@@ -132,7 +146,7 @@ def test_module_level_imports_have_no_cycle():
         stack.append(node)
         for nxt in sorted(graph[node]):
             if state.get(nxt) == 1:
-                cycle = [*stack[stack.index(nxt):], nxt]
+                cycle = [*stack[stack.index(nxt) :], nxt]
                 pytest.fail("import cycle: " + " -> ".join(cycle))
             if nxt not in state:
                 visit(nxt)
@@ -147,7 +161,9 @@ def test_module_level_imports_have_no_cycle():
 def test_the_checker_sees_a_violation(tmp_path):
     """The walker is not blind: a module-level and a function-level import are both seen."""
     path = tmp_path / "probe.py"
-    path.write_text("from finetune_kit.training.trainer import Trainer\n"
-                    "if TYPE_CHECKING:\n    import finetune_kit.data\n"
-                    "def f():\n    import finetune_kit.cli\n")
+    path.write_text(
+        "from finetune_kit.training.trainer import Trainer\n"
+        "if TYPE_CHECKING:\n    import finetune_kit.data\n"
+        "def f():\n    import finetune_kit.cli\n"
+    )
     assert imports_of(path) == [("finetune_kit.training.trainer", True), ("finetune_kit.cli", False)]

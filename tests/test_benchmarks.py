@@ -68,8 +68,9 @@ def test_flip_tta_evaluate_averages_softmax_of_image_and_mirror(bench):
     torch.manual_seed(0)
     images = torch.randint(0, 256, (10, 1, 3, 3), dtype=torch.uint8)
     targets = torch.arange(10) % 3
-    loader = DeviceLoader(ImageTensorDataset(images, targets, ["a", "b", "c"]), batch_size=4,
-                          mean=(0.5,), std=(0.25,))
+    loader = DeviceLoader(
+        ImageTensorDataset(images, targets, ["a", "b", "c"]), batch_size=4, mean=(0.5,), std=(0.25,)
+    )
     net = nn.Sequential(nn.Flatten(), nn.Linear(9, 3))
     got = tta_script.flip_tta_evaluate(net, loader, device=torch.device("cpu"))
     x = torch.cat([xb for xb, _ in loader.iter_epoch(0)])
@@ -79,18 +80,29 @@ def test_flip_tta_evaluate_averages_softmax_of_image_and_mirror(bench):
     assert got["images"] == 10
     assert got["accuracy"] == pytest.approx((probs.argmax(1) == targets).float().mean().item())
     assert got["tta_accuracy"] == pytest.approx((tta.argmax(1) == targets).float().mean().item())
-    assert tta_script.flip_tta_evaluate(net, loader, device=torch.device("cpu"),
-                                        flip=False)["tta_accuracy"] == got["accuracy"]
+    assert (
+        tta_script.flip_tta_evaluate(net, loader, device=torch.device("cpu"), flip=False)["tta_accuracy"]
+        == got["accuracy"]
+    )
 
 
 def test_step_window_times_only_the_window(bench, tmp_path):
     common = bench("common")
-    data = fk.create_datasets("fake", num_classes=3, in_channels=1, image_size=16, train_size=48,
-                              test_size=8, val_fraction=0)
+    data = fk.create_datasets(
+        "fake", num_classes=3, in_channels=1, image_size=16, train_size=48, test_size=8, val_fraction=0
+    )
     model = fk.create_model("lenet", num_classes=3, in_channels=1, input_size=16)
     window = common.StepWindow(warmup=2, steps=3, images_per_step=8)
-    trainer = fk.Trainer(model, data, callbacks=[window], epochs=1, batch_size=8, max_steps=5,
-                         progress=False, output_dir=str(tmp_path / "run"))
+    trainer = fk.Trainer(
+        model,
+        data,
+        callbacks=[window],
+        epochs=1,
+        batch_size=8,
+        max_steps=5,
+        progress=False,
+        output_dir=str(tmp_path / "run"),
+    )
     trainer.fit()
     assert trainer.state.global_step == 5
     assert window.images == 24 and window.seconds > 0 and window.cpu_seconds >= 0
@@ -101,7 +113,10 @@ def test_step_window_times_only_the_window(bench, tmp_path):
 def test_fast_recipe_config_is_the_documented_recipe():
     config = fk.load_config(FAST_CONFIG)
     assert (config.model.name, config.loader.batch_size, config.optim.scheduler) == (
-        "resnet9", 500, "onecycle")
+        "resnet9",
+        500,
+        "onecycle",
+    )
     assert config.optim.label_smoothing > 0 and config.optim.ema is not None
     assert config.optim.grad_clip is not None  # resnet9 diverges unclipped (docs/benchmarks.md)
     assert config.train.precision == "bf16-mixed" and config.data.val_fraction == 0
@@ -114,9 +129,24 @@ def test_fast_recipe_config_is_the_documented_recipe():
 def test_throughput_runs_all_three_loops(bench, tmp_path, capsys):
     throughput = bench("throughput")
     out = tmp_path / "t.json"
-    result = throughput.main(["--device", "cpu", "--models", "lenet_16", "--batch-size", "8",
-                              "--seed-batch-size", "8", "--batches", "2", "--warmup", "1",
-                              "--json", str(out)])
+    result = throughput.main(
+        [
+            "--device",
+            "cpu",
+            "--models",
+            "lenet_16",
+            "--batch-size",
+            "8",
+            "--seed-batch-size",
+            "8",
+            "--batches",
+            "2",
+            "--warmup",
+            "1",
+            "--json",
+            str(out),
+        ]
+    )
     rows = result["results"]
     assert [r["loop"] for r in rows] == ["seeds", "hand", "trainer"]
     assert all(r["img_s"] > 0 and math.isfinite(r["img_s"]) for r in rows)
@@ -128,9 +158,23 @@ def test_throughput_runs_all_three_loops(bench, tmp_path, capsys):
 
 def test_trainer_overhead_reports_paired_repeats(bench, tmp_path):
     overhead = bench("trainer_overhead")
-    result = overhead.main(["--model", "lenet_16", "--batch-size", "8", "--batches", "2",
-                            "--warmup", "1", "--repeats", "2", "--augment",
-                            "--json", str(tmp_path / "o.json")])
+    result = overhead.main(
+        [
+            "--model",
+            "lenet_16",
+            "--batch-size",
+            "8",
+            "--batches",
+            "2",
+            "--warmup",
+            "1",
+            "--repeats",
+            "2",
+            "--augment",
+            "--json",
+            str(tmp_path / "o.json"),
+        ]
+    )
     assert len(result["repeats"]) == 2
     assert result["summary"]["step_ratio"]["n"] == 2
     assert math.isfinite(result["step_overhead"]) and math.isfinite(result["run_overhead"])
@@ -139,10 +183,29 @@ def test_trainer_overhead_reports_paired_repeats(bench, tmp_path):
 
 def test_time_to_accuracy_on_real_fashion_mnist(bench, tmp_path, fashion_mnist_dir):
     tta = bench("time_to_accuracy")
-    result = tta.main(["--device", "cpu", "--data-root", str(fashion_mnist_dir),
-                       "--set", "model.name=convnet", "--train-size", "256", "--test-size", "128",
-                       "--batch-size", "64", "--epochs", "2", "--threshold", "0.0",
-                       "--stop-at-threshold", "--json", str(tmp_path / "r.json")])
+    result = tta.main(
+        [
+            "--device",
+            "cpu",
+            "--data-root",
+            str(fashion_mnist_dir),
+            "--set",
+            "model.name=convnet",
+            "--train-size",
+            "256",
+            "--test-size",
+            "128",
+            "--batch-size",
+            "64",
+            "--epochs",
+            "2",
+            "--threshold",
+            "0.0",
+            "--stop-at-threshold",
+            "--json",
+            str(tmp_path / "r.json"),
+        ]
+    )
     rows = result["epochs"]
     assert [r["epoch"] for r in rows] == [1]  # threshold 0: reached, and stopped, at epoch 1
     assert result["reached"] == rows[0] == result["best_within_budget"]
@@ -155,8 +218,11 @@ def test_time_to_accuracy_on_real_fashion_mnist(bench, tmp_path, fashion_mnist_d
 
 def test_time_to_accuracy_callback_keeps_the_best_within_a_budget(bench):
     callback = bench("time_to_accuracy").TimeToAccuracy(threshold=0.9)
-    callback.rows = [{"fit_s": 1.0, "test_acc_tta": 0.8}, {"fit_s": 2.0, "test_acc_tta": 0.9},
-                     {"fit_s": 3.0, "test_acc_tta": 0.95}]
+    callback.rows = [
+        {"fit_s": 1.0, "test_acc_tta": 0.8},
+        {"fit_s": 2.0, "test_acc_tta": 0.9},
+        {"fit_s": 3.0, "test_acc_tta": 0.95},
+    ]
     assert callback.best_within(2.5)["test_acc_tta"] == 0.9
     assert callback.best_within(0.5) is None
 
@@ -165,9 +231,23 @@ def test_time_to_accuracy_callback_keeps_the_best_within_a_budget(bench):
 @pytest.mark.cuda
 def test_throughput_on_cuda_counts_host_syncs(bench):
     throughput = bench("throughput")
-    result = throughput.main(["--device", "cuda", "--models", "resnet9_32", "--batch-size", "64",
-                              "--seed-batch-size", "64", "--batches", "20", "--warmup", "3",
-                              "--sync-debug"])
+    result = throughput.main(
+        [
+            "--device",
+            "cuda",
+            "--models",
+            "resnet9_32",
+            "--batch-size",
+            "64",
+            "--seed-batch-size",
+            "64",
+            "--batches",
+            "20",
+            "--warmup",
+            "3",
+            "--sync-debug",
+        ]
+    )
     rows = {r["loop"]: r for r in result["results"]}
     assert all(r["precision"] == "bf16-mixed" for r in rows.values() if r["loop"] != "seeds")
     assert 0 <= rows["hand"]["syncs"] <= 1  # at most its once-per-epoch randperm waits
@@ -176,7 +256,21 @@ def test_throughput_on_cuda_counts_host_syncs(bench):
 @pytest.mark.cuda
 def test_trainer_reads_the_device_at_most_once_per_log_interval(bench):
     throughput = bench("throughput")
-    result = throughput.main(["--device", "cuda", "--models", "resnet9_32", "--batch-size", "64",
-                              "--batches", "20", "--warmup", "3", "--loops", "trainer",
-                              "--sync-debug"])
+    result = throughput.main(
+        [
+            "--device",
+            "cuda",
+            "--models",
+            "resnet9_32",
+            "--batch-size",
+            "64",
+            "--batches",
+            "20",
+            "--warmup",
+            "3",
+            "--loops",
+            "trainer",
+            "--sync-debug",
+        ]
+    )
     assert result["results"][0]["syncs"] <= 1  # NaNGuard reads the loss every 50 steps

@@ -26,8 +26,7 @@ OPTIONS = doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE
 
 def doc_pages() -> list[Path]:
     """The Markdown pages of the site."""
-    return sorted(p for p in DOCS.rglob("*.md")
-                  if not SKIPPED_DIRS.intersection(p.relative_to(DOCS).parts))
+    return sorted(p for p in DOCS.rglob("*.md") if not SKIPPED_DIRS.intersection(p.relative_to(DOCS).parts))
 
 
 def code_blocks(text: str) -> list[tuple[int, str]]:
@@ -90,8 +89,9 @@ def test_page_doctest_reports_line_numbers(tmp_path):
     assert runner.run(test, out=lambda _: None).failed == 1
 
 
-@pytest.mark.parametrize("page", PAGES_WITH_EXAMPLES,
-                         ids=[str(p.relative_to(DOCS)) for p in PAGES_WITH_EXAMPLES])
+@pytest.mark.parametrize(
+    "page", PAGES_WITH_EXAMPLES, ids=[str(p.relative_to(DOCS)) for p in PAGES_WITH_EXAMPLES]
+)
 def test_examples_in_the_docs_run(page, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     test = page_doctest(page)
@@ -107,9 +107,23 @@ def test_site_builds_without_warnings(tmp_path):
     """``sphinx-build -W``: the whole site, every API entry, no warning."""
     out = tmp_path / "html"
     result = subprocess.run(
-        [sys.executable, "-m", "sphinx", "-W", "--keep-going", "-q", "-b", "html",
-         "-d", str(tmp_path / "doctrees"), str(DOCS), str(out)],
-        capture_output=True, text=True, timeout=600,
+        [
+            sys.executable,
+            "-m",
+            "sphinx",
+            "-W",
+            "--keep-going",
+            "-q",
+            "-b",
+            "html",
+            "-d",
+            str(tmp_path / "doctrees"),
+            str(DOCS),
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert result.returncode == 0, result.stderr[-4000:]
     api = (out / "api.html").read_text(encoding="utf-8")

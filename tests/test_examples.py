@@ -50,10 +50,17 @@ CHEAP_MODELS = {"convnet", "lenet"}
 def _offline_env(home: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k != "FINETUNE_KIT_DATA"}
     refused = "http://127.0.0.1:9"  # the discard port: nothing listens, connections fail at once
-    env.update(HOME=str(home), XDG_CACHE_HOME=str(home / ".cache"),
-               TORCH_HOME=str(home / ".cache" / "torch"), HTTP_PROXY=refused,
-               HTTPS_PROXY=refused, http_proxy=refused, https_proxy=refused, NO_PROXY="",
-               PYTHONUNBUFFERED="1")
+    env.update(
+        HOME=str(home),
+        XDG_CACHE_HOME=str(home / ".cache"),
+        TORCH_HOME=str(home / ".cache" / "torch"),
+        HTTP_PROXY=refused,
+        HTTPS_PROXY=refused,
+        http_proxy=refused,
+        https_proxy=refused,
+        NO_PROXY="",
+        PYTHONUNBUFFERED="1",
+    )
     return env
 
 
@@ -74,12 +81,17 @@ def test_every_recipe_has_a_config():
 @pytest.mark.parametrize("recipe", RECIPES)
 def test_example_smoke_run(recipe, tmp_path):
     run_dir = tmp_path / "run"
-    command = [sys.executable, str(EXAMPLES / f"{recipe}.py"), "--smoke",
-               "--output-dir", str(run_dir)]
+    command = [sys.executable, str(EXAMPLES / f"{recipe}.py"), "--smoke", "--output-dir", str(run_dir)]
     if recipe == "fashion_mnist_convnet" and not FASHION_MNIST.exists():
         command.append("--fake-data")  # no real subset on this machine
-    result = subprocess.run(command, cwd=tmp_path, env=_offline_env(tmp_path / "home"),
-                            capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        command,
+        cwd=tmp_path,
+        env=_offline_env(tmp_path / "home"),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, f"{' '.join(command)}\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
     assert "test accuracy" in result.stdout
     runs = [run_dir / "torch", run_dir / "scratch"] if recipe == "conv_from_scratch" else [run_dir]
@@ -90,10 +102,23 @@ def test_example_smoke_run(recipe, tmp_path):
 
 def test_example_reports_a_library_error_in_one_line(tmp_path):
     """A bad flag value that the library rejects exits with status 2 and one line on stderr."""
-    command = [sys.executable, str(EXAMPLES / "mnist_convnet.py"), "--smoke", "--device",
-               "tpu", "--output-dir", str(tmp_path / "run")]
-    result = subprocess.run(command, cwd=tmp_path, env=_offline_env(tmp_path / "home"),
-                            capture_output=True, text=True, timeout=300)
+    command = [
+        sys.executable,
+        str(EXAMPLES / "mnist_convnet.py"),
+        "--smoke",
+        "--device",
+        "tpu",
+        "--output-dir",
+        str(tmp_path / "run"),
+    ]
+    result = subprocess.run(
+        command,
+        cwd=tmp_path,
+        env=_offline_env(tmp_path / "home"),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 2, result.stderr
     assert result.stderr.startswith("error: ") and "tpu" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
@@ -111,9 +136,12 @@ def _fake_variant(config: Path, tmp_path: Path) -> Path:
     """A copy of ``config`` on fake data of the same shape, without pretrained weights."""
     raw = tomllib.loads(config.read_text(encoding="utf-8"))
     channels, size = SHAPES[raw["data"]["dataset"]]
-    raw["data"].update(dataset="fake", preset="auto", val_fraction=0.1,
-                       options={"in_channels": channels, "image_size": size,
-                                "train_size": 40, "test_size": 20})
+    raw["data"].update(
+        dataset="fake",
+        preset="auto",
+        val_fraction=0.1,
+        options={"in_channels": channels, "image_size": size, "train_size": 40, "test_size": 20},
+    )
     raw["model"].pop("weights", None)  # no download: random initialisation
     raw.setdefault("loader", {})["batch_size"] = 16
     raw.setdefault("train", {}).update(epochs=1, progress=False)
@@ -148,14 +176,29 @@ def test_config_parts_build(config, tmp_path):
     """The ResNet configs: every part they name builds (training them is the examples' job)."""
     cfg = fk.load_config(_fake_variant(config, tmp_path))
     channels, _ = SHAPES[fk.load_config(config).data.dataset]
-    model = fk.create_model(cfg.model.name, num_classes=10, in_channels=channels,
-                            small_input=cfg.model.small_input, **cfg.model.options)
-    fk.apply_strategy(model, cfg.finetune.strategy, bn_policy=cfg.finetune.bn_policy,
-                      **cfg.finetune.options)
+    model = fk.create_model(
+        cfg.model.name,
+        num_classes=10,
+        in_channels=channels,
+        small_input=cfg.model.small_input,
+        **cfg.model.options,
+    )
+    fk.apply_strategy(model, cfg.finetune.strategy, bn_policy=cfg.finetune.bn_policy, **cfg.finetune.options)
     fk.create_loss(cfg.optim.loss, label_smoothing=cfg.optim.label_smoothing)
     optim = cfg.optim
-    optimizer = fk.create_optimizer(model, optim.optimizer, lr=optim.lr,
-                                    weight_decay=optim.weight_decay, momentum=optim.momentum,
-                                    nesterov=optim.nesterov)
-    fk.create_scheduler(optimizer, optim.scheduler, epochs=cfg.train.epochs, steps_per_epoch=10,
-                        warmup_epochs=optim.warmup_epochs, **optim.scheduler_options)
+    optimizer = fk.create_optimizer(
+        model,
+        optim.optimizer,
+        lr=optim.lr,
+        weight_decay=optim.weight_decay,
+        momentum=optim.momentum,
+        nesterov=optim.nesterov,
+    )
+    fk.create_scheduler(
+        optimizer,
+        optim.scheduler,
+        epochs=cfg.train.epochs,
+        steps_per_epoch=10,
+        warmup_epochs=optim.warmup_epochs,
+        **optim.scheduler_options,
+    )

@@ -108,9 +108,7 @@ def test_api_reference_documents_the_scratch_package():
     [
         pytest.param(
             name,
-            marks=pytest.mark.xfail(
-                strict=True, reason=f"docstring lacks {', '.join(KNOWN_GAPS[name])}"
-            ),
+            marks=pytest.mark.xfail(strict=True, reason=f"docstring lacks {', '.join(KNOWN_GAPS[name])}"),
         )
         if name in KNOWN_GAPS
         else name

@@ -83,21 +83,45 @@ def test_did_you_mean():
 
 
 # ------------------------------------------------------------------ one option checker
-@pytest.mark.parametrize("call, expected", [
-    (lambda fk: fk.create_loss("focal", gama=2.0),
-     "The loss 'focal' has no option 'gama'. Did you mean 'gamma'?"),
-    (lambda fk: fk.create_model("convnet", num_classes=2, widht=8),
-     "The model 'convnet' has no option 'widht'."),
-    (lambda fk: fk.create_metric("top_k_accuracy", num_classes=5, kk=2),
-     "The metric 'top_k_accuracy' has no option 'kk'. Did you mean 'k'?"),
-    (lambda fk: fk.create_strategy("freeze_first", nn=2), "The strategy 'freeze_first' has no option 'nn'."),
-    (lambda fk: fk.create_datasets("fake", trian_size=8), "The dataset 'fake' has no option 'trian_size'."),
-    (lambda fk: fk.create_optimizer(torch.nn.Linear(2, 2), "adam", lr=0.1, amsgrd=True),
-     "The optimizer 'adam' has no option 'amsgrd'. Did you mean 'amsgrad'?"),
-    (lambda fk: fk.create_scheduler(torch.optim.SGD(torch.nn.Linear(2, 2).parameters(), lr=0.1), "step",
-                                    epochs=2, steps_per_epoch=2, stepsize=1),
-     "The scheduler 'step' has no option 'stepsize'. Did you mean 'step_size'?"),
-])
+@pytest.mark.parametrize(
+    "call, expected",
+    [
+        (
+            lambda fk: fk.create_loss("focal", gama=2.0),
+            "The loss 'focal' has no option 'gama'. Did you mean 'gamma'?",
+        ),
+        (
+            lambda fk: fk.create_model("convnet", num_classes=2, widht=8),
+            "The model 'convnet' has no option 'widht'.",
+        ),
+        (
+            lambda fk: fk.create_metric("top_k_accuracy", num_classes=5, kk=2),
+            "The metric 'top_k_accuracy' has no option 'kk'. Did you mean 'k'?",
+        ),
+        (
+            lambda fk: fk.create_strategy("freeze_first", nn=2),
+            "The strategy 'freeze_first' has no option 'nn'.",
+        ),
+        (
+            lambda fk: fk.create_datasets("fake", trian_size=8),
+            "The dataset 'fake' has no option 'trian_size'.",
+        ),
+        (
+            lambda fk: fk.create_optimizer(torch.nn.Linear(2, 2), "adam", lr=0.1, amsgrd=True),
+            "The optimizer 'adam' has no option 'amsgrd'. Did you mean 'amsgrad'?",
+        ),
+        (
+            lambda fk: fk.create_scheduler(
+                torch.optim.SGD(torch.nn.Linear(2, 2).parameters(), lr=0.1),
+                "step",
+                epochs=2,
+                steps_per_epoch=2,
+                stepsize=1,
+            ),
+            "The scheduler 'step' has no option 'stepsize'. Did you mean 'step_size'?",
+        ),
+    ],
+)
 def test_every_registry_checks_options_the_same_way(call, expected):
     import finetune_kit as fk
 

@@ -73,8 +73,9 @@ def plural(kind: str) -> str:
     return kind + "s"
 
 
-def accepted_options(factory: Callable[..., Any], *, reserved: Sequence[str] = (),
-                     open_kwargs: bool = True) -> list[str] | None:
+def accepted_options(
+    factory: Callable[..., Any], *, reserved: Sequence[str] = (), open_kwargs: bool = True
+) -> list[str] | None:
     """The keyword options ``factory`` takes, minus ``reserved`` ones (``None``: any, it has ``**kwargs``).
 
     Args:
@@ -98,8 +99,14 @@ def accepted_options(factory: Callable[..., Any], *, reserved: Sequence[str] = (
     return [n for n, p in params.items() if p.kind in named and n not in reserved and n != "self"]
 
 
-def check_options(kind: str, name: str, options: Mapping[str, Any], accepted: Sequence[str] | None,
-                  *, common: Sequence[str] = ()) -> None:
+def check_options(
+    kind: str,
+    name: str,
+    options: Mapping[str, Any],
+    accepted: Sequence[str] | None,
+    *,
+    common: Sequence[str] = (),
+) -> None:
     """The one option checker: refuse an option that the ``kind`` named ``name`` does not take.
 
     Args:
@@ -150,20 +157,23 @@ class Registry(Generic[T]):
         True
     """
 
-    def __init__(self, kind: str, *, options: Callable[[T], Sequence[str] | None] | None = None,
-                 common: Sequence[str] = ()) -> None:
+    def __init__(
+        self,
+        kind: str,
+        *,
+        options: Callable[[T], Sequence[str] | None] | None = None,
+        common: Sequence[str] = (),
+    ) -> None:
         self.kind = kind
         self._entries: dict[str, T] = {}
         self._options = options or accepted_options
         self._common = tuple(common)
 
     @overload
-    def register(self, name: str, obj: None = None, *, override: bool = False) -> Callable[[T], T]:
-        ...
+    def register(self, name: str, obj: None = None, *, override: bool = False) -> Callable[[T], T]: ...
 
     @overload
-    def register(self, name: str, obj: T, *, override: bool = False) -> T:
-        ...
+    def register(self, name: str, obj: T, *, override: bool = False) -> T: ...
 
     def register(self, name: str, obj: T | None = None, *, override: bool = False):
         """Register ``obj`` under ``name``; without ``obj``, return a decorator.

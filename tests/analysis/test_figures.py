@@ -21,10 +21,26 @@ from finetune_kit.data import BatchTransform
 from finetune_kit.errors import ConfigError, ShapeError
 
 ROWS = [
-    {"epoch": 1, "train_loss": 1.1, "train_accuracy": 0.4, "val_loss": 1.0, "val_accuracy": 0.5,
-     "lr": 0.1, "lr_g0": 0.1, "lr_g1": 0.01},
-    {"epoch": 2, "train_loss": 0.7, "train_accuracy": 0.7, "val_loss": 0.8, "val_accuracy": 0.6,
-     "lr": 0.05, "lr_g0": 0.05, "lr_g1": 0.005},
+    {
+        "epoch": 1,
+        "train_loss": 1.1,
+        "train_accuracy": 0.4,
+        "val_loss": 1.0,
+        "val_accuracy": 0.5,
+        "lr": 0.1,
+        "lr_g0": 0.1,
+        "lr_g1": 0.01,
+    },
+    {
+        "epoch": 2,
+        "train_loss": 0.7,
+        "train_accuracy": 0.7,
+        "val_loss": 0.8,
+        "val_accuracy": 0.6,
+        "lr": 0.05,
+        "lr_g0": 0.05,
+        "lr_g1": 0.005,
+    },
     {"epoch": 3, "train_loss": 0.5, "train_accuracy": 0.8, "val_loss": float("nan"), "lr": 0.01},
 ]
 

@@ -12,8 +12,11 @@ from finetune_kit.errors import ConfigError
 
 def test_top_losses_matches_a_brute_force_ranking():
     gen = torch.Generator().manual_seed(0)
-    ds = ImageTensorDataset(torch.randint(0, 256, (23, 1, 6, 6), dtype=torch.uint8, generator=gen),
-                            torch.randint(0, 3, (23,), generator=gen), ["a", "b", "c"])
+    ds = ImageTensorDataset(
+        torch.randint(0, 256, (23, 1, 6, 6), dtype=torch.uint8, generator=gen),
+        torch.randint(0, 3, (23,), generator=gen),
+        ["a", "b", "c"],
+    )
     loader = DeviceLoader(ds, batch_size=5, mean=(0.5,), std=(0.25,))
     torch.manual_seed(0)
     net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Dropout(0.5), torch.nn.Linear(36, 3))

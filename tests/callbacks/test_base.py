@@ -21,6 +21,7 @@ class Counter(Callback):
 
 def test_a_misspelt_hook_is_refused_when_the_class_is_defined():
     with pytest.raises(ConfigError, match="on_epoch_ned is not a callback hook. Did you mean 'on_epoch_end'"):
+
         class Typo(Callback):
             def on_epoch_ned(self, trainer): ...
 

@@ -43,6 +43,7 @@ class FakeTrainer:
 
 def test_misspelt_hook_raises_at_class_definition():
     with pytest.raises(ConfigError, match="on_epoch_ned is not a callback hook.*on_epoch_end"):
+
         class Bad(Callback):
             def on_epoch_ned(self, trainer):
                 pass
@@ -86,11 +87,15 @@ def test_early_stopping_stops_at_the_right_epoch():
 
 
 def test_early_stopping_min_delta_and_max_mode():
-    stopped, _ = run_epochs(EarlyStopping("val_accuracy", "max", patience=1, min_delta=0.01),
-                            [0.80, 0.805, 0.9], key="val_accuracy")
+    stopped, _ = run_epochs(
+        EarlyStopping("val_accuracy", "max", patience=1, min_delta=0.01),
+        [0.80, 0.805, 0.9],
+        key="val_accuracy",
+    )
     assert stopped == 1  # +0.005 is below min_delta
-    stopped, _ = run_epochs(EarlyStopping("val_accuracy", "max", patience=1), [0.8, 0.81, 0.82],
-                            key="val_accuracy")
+    stopped, _ = run_epochs(
+        EarlyStopping("val_accuracy", "max", patience=1), [0.8, 0.81, 0.82], key="val_accuracy"
+    )
     assert stopped is None
 
 

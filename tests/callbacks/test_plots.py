@@ -35,15 +35,18 @@ class TinyNet(torch.nn.Module):
 
 @pytest.fixture
 def tiny_trainer(tmp_path):
-    fk.register_model("plots_tiny_net", lambda num_classes, in_channels, **kw: TinyNet(
-        num_classes, in_channels))
-    data = fk.create_datasets("fake", num_classes=3, in_channels=1, image_size=16,
-                              train_size=48, test_size=24, val_fraction=0.25)
+    fk.register_model(
+        "plots_tiny_net", lambda num_classes, in_channels, **kw: TinyNet(num_classes, in_channels)
+    )
+    data = fk.create_datasets(
+        "fake", num_classes=3, in_channels=1, image_size=16, train_size=48, test_size=24, val_fraction=0.25
+    )
     model = fk.create_model("plots_tiny_net", num_classes=3, in_channels=1)
 
     def make(**options):
-        settings = dict(epochs=2, batch_size=16, progress=False, device="cpu",
-                        output_dir=str(tmp_path / "run"))
+        settings = dict(
+            epochs=2, batch_size=16, progress=False, device="cpu", output_dir=str(tmp_path / "run")
+        )
         settings.update(options)
         return fk.Trainer(model, data, **settings)
 

@@ -53,16 +53,30 @@ def test_train_then_evaluate(tmp_path, capsys):
 def test_set_overrides_and_resume_finished_run(tmp_path, capsys):
     config = write_config(tmp_path)
     run = tmp_path / "out"
-    assert main(["train", "--config", str(config), "--output-dir", str(run),
-                 "--set", "train.epochs=1", "--no-test"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--config",
+                str(config),
+                "--output-dir",
+                str(run),
+                "--set",
+                "train.epochs=1",
+                "--no-test",
+            ]
+        )
+        == 0
+    )
     assert load_checkpoint(run / "last.ckpt")["position"]["epoch"] == 1
     # Resuming from the checkpoint alone (its stored config), with more epochs.
     assert main(["train", "--resume", str(run / "last.ckpt"), "--epochs", "2", "--no-test"]) == 0
     assert load_checkpoint(run / "last.ckpt")["position"]["epoch"] == 2
 
 
-@pytest.mark.parametrize("kind", ["datasets", "models", "losses", "optimizers", "schedulers",
-                                  "metrics", "strategies"])
+@pytest.mark.parametrize(
+    "kind", ["datasets", "models", "losses", "optimizers", "schedulers", "metrics", "strategies"]
+)
 def test_list(kind, capsys):
     assert main(["list", kind]) == 0
     assert len(capsys.readouterr().out.split()) >= 3
@@ -86,8 +100,11 @@ def error_line(capsys) -> str:
     [
         (FAKE.replace('dataset = "fake"', 'dataset = "fashon_mnist"'), [], "Did you mean 'fashion_mnist'"),
         (FAKE.replace('name = "lenet"', 'name = "resnet81"'), [], "Unknown model 'resnet81'"),
-        (FAKE.replace("epochs = 2", "epochz = 2"), [],
-         "unknown key 'epochz' in [train]. Did you mean 'epochs'"),
+        (
+            FAKE.replace("epochs = 2", "epochz = 2"),
+            [],
+            "unknown key 'epochz' in [train]. Did you mean 'epochs'",
+        ),
         (FAKE, ["--set", "optim.lr=-1"], "optim.lr must be > 0"),
         (FAKE, ["--device", "cuda:7"], "cuda"),
         ('[data]\ndataset = "mnist"\nroot = "/nonexistent"\ndownload = false\n', [], "mnist"),
@@ -122,8 +139,7 @@ def test_existing_run_dir_refused(tmp_path, capsys):
     capsys.readouterr()
     assert main(["train", "--config", str(config), "--output-dir", str(run)]) == 2
     assert "already exists" in error_line(capsys)
-    assert main(["train", "--config", str(config), "--output-dir", str(run), "--overwrite",
-                 "--no-test"]) == 0
+    assert main(["train", "--config", str(config), "--output-dir", str(run), "--overwrite", "--no-test"]) == 0
 
 
 def test_missing_config_file(capsys):
@@ -147,8 +163,12 @@ def test_sigint_saves_a_checkpoint_and_prints_resume(tmp_path):
     config = write_config(tmp_path, text)
     run = tmp_path / "out"
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.Popen([sys.executable, "-m", "finetune_kit", "train", "--config", str(config),
-                             "--output-dir", str(run)], stderr=subprocess.PIPE, text=True, env=env)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "finetune_kit", "train", "--config", str(config), "--output-dir", str(run)],
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
     deadline = time.monotonic() + 120
     while not (run / "last.ckpt").exists() and time.monotonic() < deadline:
         time.sleep(0.2)  # wait for the first epoch to finish, so training is surely underway
@@ -158,8 +178,19 @@ def test_sigint_saves_a_checkpoint_and_prints_resume(tmp_path):
     assert "Resume with: finetune-kit train" in err
     state = load_checkpoint(run / "last.ckpt")
     assert state["position"]["global_step"] > 0
-    assert main(["train", "--resume", str(run / "last.ckpt"), "--epochs",
-                 str(state["position"]["epoch"] + 1), "--no-test"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--resume",
+                str(run / "last.ckpt"),
+                "--epochs",
+                str(state["position"]["epoch"] + 1),
+                "--no-test",
+            ]
+        )
+        == 0
+    )
 
 
 def test_export_and_predict_commands(tmp_path, capsys):

@@ -16,7 +16,9 @@ def write(tmp_path, text):
 
 
 def test_load_full_config(tmp_path):
-    path = write(tmp_path, """
+    path = write(
+        tmp_path,
+        """
 [data]
 dataset = "fashion_mnist"
 val_fraction = 0.2
@@ -30,7 +32,8 @@ scheduler = "onecycle"
 [train]
 epochs = 3
 precision = "bf16-mixed"
-""")
+""",
+    )
     cfg = load_config(path)
     assert cfg.data.val_fraction == 0.2
     assert cfg.loader.batch_size == 64
@@ -91,8 +94,16 @@ def test_precision_accepts_integer_32(tmp_path):
 
 
 def test_overrides_dotted_bare_and_strings():
-    cfg = apply_overrides(RunConfig(), ["optim.lr=0.2", "epochs=7", "model.name=resnet18",
-                                        'train.device="cpu"', "data.options={train_size = 10}"])
+    cfg = apply_overrides(
+        RunConfig(),
+        [
+            "optim.lr=0.2",
+            "epochs=7",
+            "model.name=resnet18",
+            'train.device="cpu"',
+            "data.options={train_size = 10}",
+        ],
+    )
     assert cfg.optim.lr == 0.2
     assert cfg.train.epochs == 7
     assert cfg.model.name == "resnet18"
@@ -121,7 +132,7 @@ def test_save_and_load_round_trip(tmp_path):
 
 def test_config_is_data_never_code(tmp_path):
     marker = tmp_path / "pwned"
-    path = write(tmp_path, f'[model]\nname = "__import__(\'os\').system(\'touch {marker}\')"\n')
+    path = write(tmp_path, f"[model]\nname = \"__import__('os').system('touch {marker}')\"\n")
     cfg = load_config(path)
     assert cfg.model.name.startswith("__import__")
     assert not marker.exists()

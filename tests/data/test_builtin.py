@@ -32,9 +32,7 @@ def fashion():
         pytest.skip("dataset-fashion-mnist is not installed")
     with pytest.MonkeyPatch.context() as mp:
         mp.delenv(ENV_DATA, raising=False)
-        return create_datasets(
-            "fashion_mnist", root=FASHION, val_fraction=0.1, seed=0, download=False
-        )
+        return create_datasets("fashion_mnist", root=FASHION, val_fraction=0.1, seed=0, download=False)
 
 
 def test_real_fashion_mnist(fashion) -> None:
@@ -75,15 +73,11 @@ def test_real_fashion_found_in_system_dir(monkeypatch: pytest.MonkeyPatch) -> No
 
 def idx_bytes(array: np.ndarray) -> bytes:
     return (
-        struct.pack(">HBB", 0, 8, array.ndim)
-        + struct.pack(f">{array.ndim}I", *array.shape)
-        + array.tobytes()
+        struct.pack(">HBB", 0, 8, array.ndim) + struct.pack(f">{array.ndim}I", *array.shape) + array.tobytes()
     )
 
 
-def write_mnist(
-    folder: Path, *, compress: bool, n_train: int = 30, n_test: int = 10, seed: int = 0
-):
+def write_mnist(folder: Path, *, compress: bool, n_train: int = 30, n_test: int = 10, seed: int = 0):
     rng = np.random.default_rng(seed)
     folder.mkdir(parents=True, exist_ok=True)
     arrays = {}
@@ -92,9 +86,7 @@ def write_mnist(
         arrays[f"{split}-labels-idx1-ubyte"] = (np.arange(n) % 10).astype(np.uint8)
     for name, array in arrays.items():
         data = idx_bytes(array)
-        (folder / (name + (".gz" if compress else ""))).write_bytes(
-            gzip.compress(data) if compress else data
-        )
+        (folder / (name + (".gz" if compress else ""))).write_bytes(gzip.compress(data) if compress else data)
     return arrays
 
 
@@ -158,9 +150,7 @@ def write_cifar10(folder: Path, per_batch: int = 6) -> dict:
         b"ship",
         b"truck",
     ]
-    (folder / "batches.meta").write_bytes(
-        pickle.dumps({b"label_names": names, b"num_vis": 3072}, protocol=2)
-    )
+    (folder / "batches.meta").write_bytes(pickle.dumps({b"label_names": names, b"num_vis": 3072}, protocol=2))
     return written
 
 

@@ -91,10 +91,7 @@ def test_ddp_shards_union_equals_single_process(dataset, world_size: int) -> Non
     """Step k of all ranks together = step k of one process with a world_size-times larger batch
     (the same samples, augmented the same way) where the epoch divides evenly."""
     single = train_loader(dataset, batch_size=4 * world_size)
-    ranks = [
-        train_loader(dataset, batch_size=4, rank=r, world_size=world_size)
-        for r in range(world_size)
-    ]
+    ranks = [train_loader(dataset, batch_size=4, rank=r, world_size=world_size) for r in range(world_size)]
     assert len({len(r) for r in ranks}) == 1
     ones = batches(single, 1)
     shards = [batches(r, 1) for r in ranks]

@@ -16,9 +16,7 @@ from finetune_kit.errors import DataError
 
 def idx_bytes(array: np.ndarray, type_code: int = 0x08) -> bytes:
     """IDX by hand: two zero bytes, the type code, ndim, big-endian dims, big-endian data."""
-    header = struct.pack(">HBB", 0, type_code, array.ndim) + struct.pack(
-        f">{array.ndim}I", *array.shape
-    )
+    header = struct.pack(">HBB", 0, type_code, array.ndim) + struct.pack(f">{array.ndim}I", *array.shape)
     return header + array.astype(array.dtype.newbyteorder(">")).tobytes()
 
 
@@ -71,9 +69,7 @@ def test_write_idx_matches_hand_written_bytes(tmp_path: Path, images: np.ndarray
         (lambda b: b"", "empty file"),
     ],
 )
-def test_corrupt_files_name_the_file(
-    tmp_path: Path, images: np.ndarray, mutate, message: str
-) -> None:
+def test_corrupt_files_name_the_file(tmp_path: Path, images: np.ndarray, mutate, message: str) -> None:
     path = tmp_path / "bad-idx3-ubyte"
     path.write_bytes(mutate(idx_bytes(images)))
     with pytest.raises(DataError, match=message) as info:

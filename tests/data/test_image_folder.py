@@ -15,9 +15,7 @@ from finetune_kit.errors import ConfigError, DataError
 
 
 def image(seed: int, c: int = 3, h: int = 6, w: int = 5) -> torch.Tensor:
-    return torch.randint(
-        0, 256, (c, h, w), dtype=torch.uint8, generator=torch.Generator().manual_seed(seed)
-    )
+    return torch.randint(0, 256, (c, h, w), dtype=torch.uint8, generator=torch.Generator().manual_seed(seed))
 
 
 def write_png(img: torch.Tensor, path: str) -> None:
@@ -29,9 +27,7 @@ def write_jpeg(img: torch.Tensor, path: str, quality: int) -> None:
     Image.fromarray(img.permute(1, 2, 0).numpy()).save(path, format="JPEG", quality=quality)
 
 
-def write_class_folders(
-    root: Path, counts: dict[str, int], c: int = 3, h: int = 6, w: int = 5
-) -> dict:
+def write_class_folders(root: Path, counts: dict[str, int], c: int = 3, h: int = 6, w: int = 5) -> dict:
     written = {}
     for k, (cls, n) in enumerate(counts.items()):
         (root / cls).mkdir(parents=True)
@@ -53,19 +49,13 @@ def test_split_layout_pixel_exact(tmp_path: Path) -> None:
     assert torch.equal(data.train.images[0], train[("cat", 0)])
     assert torch.equal(data.train.images[4], train[("dog", 1)])
     assert torch.equal(data.val.images[1], val[("dog", 0)])
-    assert data.test.targets.tolist() == [1, 1] and torch.equal(
-        data.test.images[1], test[("dog", 1)]
-    )
+    assert data.test.targets.tolist() == [1, 1] and torch.equal(data.test.images[1], test[("dog", 1)])
 
 
 def test_single_folder_split_by_the_library(tmp_path: Path) -> None:
     write_class_folders(tmp_path, {"a": 10, "b": 10, "c": 10})
-    one = create_datasets(
-        "image_folder", root=tmp_path, test_fraction=0.2, val_fraction=0.25, seed=0
-    )
-    two = create_datasets(
-        "image_folder", root=tmp_path, test_fraction=0.2, val_fraction=0.25, seed=1
-    )
+    one = create_datasets("image_folder", root=tmp_path, test_fraction=0.2, val_fraction=0.25, seed=0)
+    two = create_datasets("image_folder", root=tmp_path, test_fraction=0.2, val_fraction=0.25, seed=1)
     assert len(one.test) == 6 and one.test.targets.bincount().tolist() == [2, 2, 2]
     assert len(one.train) + len(one.val) == 24 and len(one.val) == 6
     # the test set does not depend on the run seed
@@ -79,9 +69,7 @@ def test_grayscale_detected_and_channels_forced(tmp_path: Path) -> None:
     assert gray.in_channels == 1 and gray.preset.name == "none"
     all_images = torch.cat([gray.train.images, gray.test.images])
     assert any(torch.equal(img, written[("x", 0)]) for img in all_images)
-    rgb = create_datasets(
-        "image_folder", root=tmp_path, val_fraction=0, test_fraction=0.25, channels=3
-    )
+    rgb = create_datasets("image_folder", root=tmp_path, val_fraction=0, test_fraction=0.25, channels=3)
     assert rgb.in_channels == 3 and torch.equal(rgb.train.images[:, 0], rgb.train.images[:, 2])
 
 
@@ -101,9 +89,7 @@ def test_jpeg_and_resize(tmp_path: Path) -> None:
         (tmp_path / cls).mkdir()
         for i, size in enumerate([(16, 12), (9, 20)]):
             write_jpeg(image(i, 3, *size), str(tmp_path / cls / f"{i}.JPG"), quality=95)
-    data = create_datasets(
-        "image_folder", root=tmp_path, image_size=8, val_fraction=0, test_fraction=0.5
-    )
+    data = create_datasets("image_folder", root=tmp_path, image_size=8, val_fraction=0, test_fraction=0.5)
     assert data.image_size == (8, 8) and len(data.train) == 2
 
 

@@ -34,9 +34,7 @@ def test_over_budget_falls_back_to_dataloader(bundle) -> None:
 
 def test_forced_paths(bundle) -> None:
     assert make_loaders(bundle, batch_size=16, loader="dataloader").kind == "dataloader"
-    assert (
-        make_loaders(bundle, batch_size=16, loader="device", memory_budget_bytes=1).kind == "device"
-    )
+    assert make_loaders(bundle, batch_size=16, loader="device", memory_budget_bytes=1).kind == "device"
     with pytest.raises(ConfigError, match="loader='fast'"):
         make_loaders(bundle, batch_size=16, loader="fast")
 
@@ -64,9 +62,7 @@ def test_both_paths_same_order_and_same_eval_batches(bundle) -> None:
 
 @pytest.mark.parametrize("kind", ["device", "dataloader"])
 def test_contract_of_every_loader(bundle, kind: str) -> None:
-    loaders = make_loaders(
-        bundle, batch_size=16, loader=kind, eval_batch_size=7, channels_last=True
-    )
+    loaders = make_loaders(bundle, batch_size=16, loader=kind, eval_batch_size=7, channels_last=True)
     for loader in (loaders.train, loaders.val, loaders.test):
         assert loader.kind == kind and loader.batch_size in (16, 7)
         out = list(loader.iter_epoch(1))
@@ -78,8 +74,7 @@ def test_contract_of_every_loader(bundle, kind: str) -> None:
         resumed = list(loader.iter_epoch(1, 1))
         assert len(resumed) == len(out) - 1
         assert all(
-            torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
-            for a, b in zip(out[1:], resumed, strict=True)
+            torch.equal(a[0], b[0]) and torch.equal(a[1], b[1]) for a, b in zip(out[1:], resumed, strict=True)
         )
     assert loaders.val.batch_size == 7
 

@@ -52,8 +52,7 @@ def test_mixup_draws_lam_from_the_generator_reproducibly():
 
 
 @SETTINGS
-@given(st.integers(2, 8), st.integers(1, 12), st.integers(1, 12), st.floats(0.0, 1.0),
-       st.integers(0, 1000))
+@given(st.integers(2, 8), st.integers(1, 12), st.integers(1, 12), st.floats(0.0, 1.0), st.integers(0, 1000))
 def test_cutmix_pastes_a_box_and_weights_targets_by_its_area(n, h, w, lam, seed):
     c = n
     # sample i is filled with the value i, so every pixel says where it came from
@@ -91,14 +90,24 @@ def test_mixup_cutmix_switcher():
     xm, ym = off(x, y)
     assert torch.equal(xm, x)
     torch.testing.assert_close(ym, soft_targets(y, 8, 0.1))
-    only_cutmix = MixupCutmix(mixup_alpha=0.0, cutmix_alpha=1.0, label_smoothing=0.0,
-                              num_classes=8, generator=torch.Generator().manual_seed(0))
+    only_cutmix = MixupCutmix(
+        mixup_alpha=0.0,
+        cutmix_alpha=1.0,
+        label_smoothing=0.0,
+        num_classes=8,
+        generator=torch.Generator().manual_seed(0),
+    )
     for _ in range(5):
         xm, _ = only_cutmix(x, y)
         assert bool((xm == xm.round()).all())  # copied pixels only
-    only_mixup = MixupCutmix(mixup_alpha=1.0, cutmix_alpha=1.0, switch_prob=0.0,
-                             label_smoothing=0.0, num_classes=8,
-                             generator=torch.Generator().manual_seed(0))
+    only_mixup = MixupCutmix(
+        mixup_alpha=1.0,
+        cutmix_alpha=1.0,
+        switch_prob=0.0,
+        label_smoothing=0.0,
+        num_classes=8,
+        generator=torch.Generator().manual_seed(0),
+    )
     xm, ym = only_mixup(x, y)
     lam = float(ym[0, 0])
     torch.testing.assert_close(xm, lam * x + (1 - lam) * x.flip(0))

@@ -39,9 +39,7 @@ def test_every_preset_builds_transforms(name: str) -> None:
     ],
 )
 def test_auto(meta, default, channels, size, expected: str) -> None:
-    chosen = resolve_preset(
-        "auto", weights_meta=meta, default=default, in_channels=channels, image_size=size
-    )
+    chosen = resolve_preset("auto", weights_meta=meta, default=default, in_channels=channels, image_size=size)
     assert chosen.name == expected
 
 
@@ -62,9 +60,7 @@ def test_explicit_and_unknown() -> None:
 
 
 def test_recipes() -> None:
-    cifar, fashion, mnist, imagenet = (
-        PRESETS.get(n) for n in ("cifar", "fashion", "mnist", "imagenet")
-    )
+    cifar, fashion, mnist, imagenet = (PRESETS.get(n) for n in ("cifar", "fashion", "mnist", "imagenet"))
     assert (cifar.padding_for((32, 32)), cifar.hflip) == (4, True)
     assert (fashion.padding_for((28, 28)), fashion.hflip) == (2, True)
     assert (mnist.padding_for((28, 28)), mnist.hflip) == (0, False)
@@ -80,9 +76,7 @@ def test_weights_input_size_forms() -> None:
 def test_normalization_stats() -> None:
     data = ((0.3,), (0.2,))
     assert (
-        normalization_stats(
-            PRESETS.get("cifar"), dataset_stats=data, weights_meta=None, in_channels=1
-        )
+        normalization_stats(PRESETS.get("cifar"), dataset_stats=data, weights_meta=None, in_channels=1)
         == data
     )
     imagenet = PRESETS.get("imagenet")
@@ -97,6 +91,4 @@ def test_normalization_stats() -> None:
     )
     assert three == ((0.5, 0.5, 0.5), (0.5, 0.5, 0.5))
     with pytest.raises(ConfigError, match="1 or 3 values"):
-        normalization_stats(
-            imagenet, dataset_stats=data, weights_meta={"mean": [0.1, 0.2]}, in_channels=3
-        )
+        normalization_stats(imagenet, dataset_stats=data, weights_meta={"mean": [0.1, 0.2]}, in_channels=3)

@@ -49,9 +49,7 @@ def tiny_files(name: str, root: Path) -> dict:
         for split, n in (("train", 20), ("t10k", 10)):
             images = torch.randint(0, 256, (n, 28, 28), dtype=torch.uint8, generator=gen)
             write_idx(root / f"{split}-images-idx3-ubyte.gz", images)
-            write_idx(
-                root / f"{split}-labels-idx1-ubyte.gz", (torch.arange(n) % 10).to(torch.uint8)
-            )
+            write_idx(root / f"{split}-labels-idx1-ubyte.gz", (torch.arange(n) % 10).to(torch.uint8))
         return {"root": root}
     if name == "cifar10":
         batch = {b"data": np.zeros((20, 3072), np.uint8), b"labels": [i % 10 for i in range(20)]}
@@ -135,14 +133,10 @@ def test_fake_is_deterministic_and_seeded() -> None:
 def test_split_file_reused(tmp_path: Path) -> None:
     first = create_datasets("fake", train_size=50, test_size=5, seed=3)
     path = first.save_split(tmp_path / "split.json")
-    again = create_datasets(
-        "fake", train_size=50, test_size=5, seed=3, val_fraction=0.3, split_file=path
-    )
+    again = create_datasets("fake", train_size=50, test_size=5, seed=3, val_fraction=0.3, split_file=path)
     assert torch.equal(again.val_indices, first.val_indices)
     assert torch.equal(again.train.images, first.train.images)
-    missing = create_datasets(
-        "fake", train_size=50, test_size=5, seed=3, split_file=tmp_path / "none.json"
-    )
+    missing = create_datasets("fake", train_size=50, test_size=5, seed=3, split_file=tmp_path / "none.json")
     assert torch.equal(missing.val_indices, first.val_indices)
 
 
@@ -183,9 +177,7 @@ def test_weights_meta_chooses_imagenet() -> None:
 def test_register_dataset_and_builder_checks() -> None:
     @register_dataset("test_data_registry_demo")
     def demo(*, root=None, download=True, n: int = 6):
-        ds = ImageTensorDataset(
-            torch.zeros(n, 1, 2, 2, dtype=torch.uint8), torch.arange(n) % 2, ["x", "y"]
-        )
+        ds = ImageTensorDataset(torch.zeros(n, 1, 2, 2, dtype=torch.uint8), torch.arange(n) % 2, ["x", "y"])
         return DatasetParts(train=ds, test=ds, class_names=["x", "y"], default_preset="mnist")
 
     try:

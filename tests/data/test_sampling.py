@@ -33,9 +33,7 @@ def test_make_generator_device_cpu() -> None:
 @pytest.mark.parametrize("world_size", [1, 2, 3, 4])
 def test_rank_positions_pad_covers_everything(world_size: int) -> None:
     n = 10
-    shards = [
-        rank_positions(n, rank=r, world_size=world_size, mode="pad") for r in range(world_size)
-    ]
+    shards = [rank_positions(n, rank=r, world_size=world_size, mode="pad") for r in range(world_size)]
     assert len({len(s) for s in shards}) == 1  # equal length: no DDP hang
     covered = torch.cat(shards) % n
     assert set(covered.tolist()) == set(range(n))

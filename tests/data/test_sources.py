@@ -83,9 +83,7 @@ def test_system_dirs_env_override(monkeypatch: pytest.MonkeyPatch) -> None:
     assert system_data_dirs() == (Path("/usr/share/datasets"),)
 
 
-def test_not_found_lists_every_place_and_three_fixes(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_not_found_lists_every_place_and_three_fixes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(ENV_DATA, str(tmp_path / "env"))
     fill(tmp_path / "root", names=("a.gz",))
     with pytest.raises(DataError) as info:
@@ -138,6 +136,4 @@ def test_download_lands_in_cache(monkeypatch: pytest.MonkeyPatch) -> None:
     )
     import torchvision.datasets as tvd
 
-    assert fetched == [
-        (tvd.FashionMNIST.mirrors[0] + f, md5) for f, md5 in tvd.FashionMNIST.resources
-    ]
+    assert fetched == [(tvd.FashionMNIST.mirrors[0] + f, md5) for f, md5 in tvd.FashionMNIST.resources]

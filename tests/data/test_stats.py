@@ -8,9 +8,7 @@ from finetune_kit.data.stats import channel_stats
 
 
 def test_matches_float64_reference() -> None:
-    x = torch.randint(
-        0, 256, (300, 3, 7, 5), dtype=torch.uint8, generator=torch.Generator().manual_seed(0)
-    )
+    x = torch.randint(0, 256, (300, 3, 7, 5), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
     mean, std = channel_stats(x)
     ref = x.to(torch.float64) / 255
     assert torch.allclose(
@@ -23,9 +21,7 @@ def test_matches_float64_reference() -> None:
 def test_chunking_does_not_change_result(monkeypatch) -> None:
     import finetune_kit.data.stats as stats
 
-    x = torch.randint(
-        0, 256, (50, 1, 4, 4), dtype=torch.uint8, generator=torch.Generator().manual_seed(1)
-    )
+    x = torch.randint(0, 256, (50, 1, 4, 4), dtype=torch.uint8, generator=torch.Generator().manual_seed(1))
     whole = channel_stats(x)
     monkeypatch.setattr(stats, "_CHUNK", 7)
     assert channel_stats(x) == whole

@@ -10,9 +10,7 @@ from finetune_kit.errors import ConfigError, DataError
 
 
 def make(n: int = 4, c: int = 1) -> ImageTensorDataset:
-    images = (
-        torch.arange(n * c * 9, dtype=torch.int64).remainder(256).to(torch.uint8).view(n, c, 3, 3)
-    )
+    images = torch.arange(n * c * 9, dtype=torch.int64).remainder(256).to(torch.uint8).view(n, c, 3, 3)
     return ImageTensorDataset(images, torch.arange(n) % 2, ["a", "b"], source="demo.bin")
 
 

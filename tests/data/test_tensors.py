@@ -68,9 +68,7 @@ def test_fake_is_learnable_and_named_fake() -> None:
     data = create_datasets("fake", train_size=200, test_size=50, in_channels=1, image_size=(6, 8))
     assert data.image_size == (6, 8) and data.in_channels == 1
     assert data.class_names == [f"fake_{i}" for i in range(10)] and data.name == "fake"
-    means = torch.stack(
-        [data.train.images[data.train.targets == k].float().mean(0) for k in range(10)]
-    )
+    means = torch.stack([data.train.images[data.train.targets == k].float().mean(0) for k in range(10)])
     nearest = ((data.test.images.float()[:, None] - means[None]) ** 2).flatten(2).sum(2).argmin(1)
     assert (nearest == data.test.targets).float().mean() > 0.9
 

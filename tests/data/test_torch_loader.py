@@ -95,9 +95,7 @@ def test_eval_without_transform_only_normalises(dataset) -> None:
 
 def test_float_transform_output_is_used_as_is(dataset) -> None:
     to_float = v2.Compose([v2.ToDtype(torch.float32, scale=True)])
-    x, _ = next(
-        TorchLoader(dataset, batch_size=3, mean=MEAN, std=STD, transform=to_float).iter_epoch(0)
-    )
+    x, _ = next(TorchLoader(dataset, batch_size=3, mean=MEAN, std=STD, transform=to_float).iter_epoch(0))
     assert torch.equal(x, v2.ToDtype(torch.float32, scale=True)(dataset.images[:3]))
 
 

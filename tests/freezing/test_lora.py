@@ -71,11 +71,13 @@ def test_seeded_initialisation_is_reproducible():
 
 
 def test_lora_layers_and_param_names_find_nested_wrappers():
-    net = nn.Sequential(nn.Sequential(LoRALinear(nn.Linear(2, 2))), nn.ReLU(),
-                        LoRAConv2d(nn.Conv2d(1, 1, 1)))
-    assert [(name, type(m)) for name, m in lora_layers(net)] == [("0.0", LoRALinear),
-                                                                  ("2", LoRAConv2d)]
+    net = nn.Sequential(nn.Sequential(LoRALinear(nn.Linear(2, 2))), nn.ReLU(), LoRAConv2d(nn.Conv2d(1, 1, 1)))
+    assert [(name, type(m)) for name, m in lora_layers(net)] == [("0.0", LoRALinear), ("2", LoRAConv2d)]
     assert all(isinstance(m, LoRALayer) for _, m in lora_layers(net))
-    assert lora_param_names(net) == ["0.0.lora_a.weight", "0.0.lora_b.weight",
-                                     "2.lora_a.weight", "2.lora_b.weight"]
+    assert lora_param_names(net) == [
+        "0.0.lora_a.weight",
+        "0.0.lora_b.weight",
+        "2.lora_a.weight",
+        "2.lora_b.weight",
+    ]
     assert lora_layers(nn.Linear(2, 2)) == [] and lora_param_names(nn.Linear(2, 2)) == []

@@ -96,11 +96,11 @@ def test_merge_without_unload_then_unmerge_restores_the_weights():
     rank=st.integers(1, 4),
     bias=st.booleans(),
 )
-def test_conv_merge_is_exact_for_any_geometry(kernel, stride, padding, dilation, padding_mode,
-                                              rank, bias):
+def test_conv_merge_is_exact_for_any_geometry(kernel, stride, padding, dilation, padding_mode, rank, bias):
     torch.manual_seed(0)
-    conv = nn.Conv2d(3, 5, kernel, stride=stride, padding=padding, dilation=dilation, bias=bias,
-                     padding_mode=padding_mode).double()
+    conv = nn.Conv2d(
+        3, 5, kernel, stride=stride, padding=padding, dilation=dilation, bias=bias, padding_mode=padding_mode
+    ).double()
     layer = LoRAConv2d(conv, rank=rank, alpha=2.0)
     with torch.no_grad():
         layer.lora_b.weight.normal_()
@@ -166,14 +166,19 @@ def test_lora_initialisation_is_seeded():
     add_lora(one, seed=3)
     add_lora(two, seed=3)
     assert torch.equal(one.conv.lora_a.weight, two.conv.lora_a.weight)
-    assert not torch.equal(one.conv.lora_a.weight.flatten()[:5],
-                           one.proj.lora_a.weight.flatten()[:5])
+    assert not torch.equal(one.conv.lora_a.weight.flatten()[:5], one.proj.lora_a.weight.flatten()[:5])
 
 
 def test_bitfit_trains_biases_norms_and_the_head():
     model = SmallNet()
-    assert bitfit_param_names(model) == ["conv.bias", "bn.weight", "bn.bias", "dw.bias",
-                                         "proj.bias", "fc.bias"]
+    assert bitfit_param_names(model) == [
+        "conv.bias",
+        "bn.weight",
+        "bn.bias",
+        "dw.bias",
+        "proj.bias",
+        "fc.bias",
+    ]
     plan = apply_strategy(model, "bitfit")
     assert set(plan.trainable_names()) == set(bitfit_param_names(model)) | {"fc.weight"}
     assert not model.conv.weight.requires_grad and model.bn.weight.requires_grad

@@ -27,18 +27,34 @@ class TinyNet(nn.Module):
 
     def __init__(self, num_classes: int = 3) -> None:
         super().__init__()
-        self.stem = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1, bias=False), nn.BatchNorm2d(4),
-                                  nn.ReLU())
+        self.stem = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1, bias=False), nn.BatchNorm2d(4), nn.ReLU())
         self.block1 = nn.Sequential(nn.Conv2d(4, 6, 3, padding=1), nn.BatchNorm2d(6), nn.ReLU())
-        self.block2 = nn.Sequential(nn.Conv2d(6, 8, 3, stride=2, padding=1), nn.BatchNorm2d(8),
-                                    nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
-                                    nn.Dropout(0.2))
+        self.block2 = nn.Sequential(
+            nn.Conv2d(6, 8, 3, stride=2, padding=1),
+            nn.BatchNorm2d(8),
+            nn.ReLU(),
+            nn.AdaptiveAvgPool2d(1),
+            nn.Flatten(),
+            nn.Dropout(0.2),
+        )
         self.fc = nn.Linear(8, num_classes)
-        set_model_info(self, ModelInfo(
-            name="tiny", num_classes=num_classes, in_channels=1, input_size=(8, 8),
-            min_input_size=(4, 4), head="fc",
-            stages=(("stem", ("stem",)), ("block1", ("block1",)), ("block2", ("block2",)),
-                    ("head", ("fc",)))))
+        set_model_info(
+            self,
+            ModelInfo(
+                name="tiny",
+                num_classes=num_classes,
+                in_channels=1,
+                input_size=(8, 8),
+                min_input_size=(4, 4),
+                head="fc",
+                stages=(
+                    ("stem", ("stem",)),
+                    ("block1", ("block1",)),
+                    ("block2", ("block2",)),
+                    ("head", ("fc",)),
+                ),
+            ),
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.fc(self.block2(self.block1(self.stem(x))))
@@ -59,8 +75,7 @@ def _check_groups(model: nn.Module, opt: torch.optim.Optimizer) -> None:
     assert set(ids) == {id(p) for p in model.parameters() if p.requires_grad}
 
 
-def _step(model: nn.Module, opt: torch.optim.Optimizer, gen: torch.Generator,
-          sched=None) -> None:
+def _step(model: nn.Module, opt: torch.optim.Optimizer, gen: torch.Generator, sched=None) -> None:
     model.train()
     x = torch.randn(6, 1, 8, 8, generator=gen)
     y = torch.randint(0, 3, (6,), generator=gen)
@@ -75,18 +90,20 @@ def _step(model: nn.Module, opt: torch.optim.Optimizer, gen: torch.Generator,
 
 
 @settings(max_examples=30, deadline=None)
-@given(n=st.integers(0, 3), optimizer=st.sampled_from(["sgd", "adamw"]),
-       steps=st.integers(1, 3), seed=st.integers(0, 2**16))
+@given(
+    n=st.integers(0, 3),
+    optimizer=st.sampled_from(["sgd", "adamw"]),
+    steps=st.integers(1, 3),
+    seed=st.integers(0, 2**16),
+)
 def test_frozen_stages_stay_bit_identical(n, optimizer, steps, seed):
     torch.manual_seed(seed)
     model = TinyNet()
     plan = apply_strategy(model, "freeze_first", n=n)
     frozen = [s for s in model_stages(model)[:n]]
-    before = {m: _snapshot(mod) for s in frozen for m, mod in zip(s.module_names, s.modules,
-                                                                    strict=True)}
+    before = {m: _snapshot(mod) for s in frozen for m, mod in zip(s.module_names, s.modules, strict=True)}
     live = _snapshot(model.fc)
-    opt = create_optimizer(model, optimizer, lr=0.1, weight_decay=0.1,
-                           lr_multipliers=plan.lr_multipliers())
+    opt = create_optimizer(model, optimizer, lr=0.1, weight_decay=0.1, lr_multipliers=plan.lr_multipliers())
     _check_groups(model, opt)
     gen = torch.Generator().manual_seed(seed)
     for _ in range(steps):
@@ -97,23 +114,27 @@ def test_frozen_stages_stay_bit_identical(n, optimizer, steps, seed):
     assert not torch.equal(live["weight"], model.fc.weight)
 
 
-@pytest.mark.parametrize("scheduler, options", [
-    ("onecycle", {}), ("cosine", {}), ("cosine", {"warmup_epochs": 2}), ("step", {"step_size": 2}),
-])
+@pytest.mark.parametrize(
+    "scheduler, options",
+    [
+        ("onecycle", {}),
+        ("cosine", {}),
+        ("cosine", {"warmup_epochs": 2}),
+        ("step", {"step_size": 2}),
+    ],
+)
 def test_unfrozen_groups_are_driven_by_the_scheduler(scheduler, options):
     torch.manual_seed(0)
     model = TinyNet()
     plan = apply_strategy(model, "gradual_unfreeze", every=1, decay=0.5)
-    opt = create_optimizer(model, "sgd", lr=0.1, weight_decay=5e-4,
-                           lr_multipliers=plan.lr_multipliers())
+    opt = create_optimizer(model, "sgd", lr=0.1, weight_decay=5e-4, lr_multipliers=plan.lr_multipliers())
     sched = create_scheduler(opt, scheduler, epochs=4, steps_per_epoch=2, **options)
     gen = torch.Generator().manual_seed(0)
     for epoch in range(4):
         names = plan.on_epoch_start(model, epoch)
         if names:
             wanted = {id(p) for n, p in model.named_parameters() if n in names}
-            for group in param_groups(model, weight_decay=5e-4,
-                                      lr_multipliers=plan.lr_multipliers()):
+            for group in param_groups(model, weight_decay=5e-4, lr_multipliers=plan.lr_multipliers()):
                 group["params"] = [p for p in group["params"] if id(p) in wanted]
                 if group["params"]:
                     add_param_group(opt, sched, group)
@@ -130,8 +151,7 @@ def _run(epochs: int, stop_after: int | None = None, state: bytes | None = None)
     torch.manual_seed(0)
     model = TinyNet()
     plan = apply_strategy(model, "gradual_unfreeze", every=1)
-    opt = create_optimizer(model, "adamw", lr=0.01, weight_decay=0.05,
-                           lr_multipliers=plan.lr_multipliers())
+    opt = create_optimizer(model, "adamw", lr=0.01, weight_decay=0.05, lr_multipliers=plan.lr_multipliers())
     sched = create_scheduler(opt, "onecycle", epochs=epochs, steps_per_epoch=3)
     added: list[list[str]] = []
 
@@ -163,9 +183,17 @@ def _run(epochs: int, stop_after: int | None = None, state: bytes | None = None)
             _step(model, opt, gen, sched)
         if stop_after is not None and epoch + 1 == stop_after:
             buf = io.BytesIO()
-            torch.save({"model": model.state_dict(), "freezing": plan.state_dict(),
-                        "added": added, "optimizer": opt.state_dict(),
-                        "scheduler": sched.state_dict(), "epoch": epoch + 1}, buf)
+            torch.save(
+                {
+                    "model": model.state_dict(),
+                    "freezing": plan.state_dict(),
+                    "added": added,
+                    "optimizer": opt.state_dict(),
+                    "scheduler": sched.state_dict(),
+                    "epoch": epoch + 1,
+                },
+                buf,
+            )
             return model, buf.getvalue()
     return model, None
 
@@ -174,8 +202,7 @@ def test_resume_after_an_unfreeze_matches_an_uninterrupted_run():
     full, _ = _run(epochs=4)
     _, ckpt = _run(epochs=4, stop_after=2)  # the unfreeze of epoch 1 has happened
     resumed, _ = _run(epochs=4, state=ckpt)
-    for (name, a), (_, b) in zip(full.state_dict().items(), resumed.state_dict().items(),
-                                 strict=True):
+    for (name, a), (_, b) in zip(full.state_dict().items(), resumed.state_dict().items(), strict=True):
         assert torch.equal(a, b), name
 
 
@@ -189,16 +216,26 @@ class _StopAt(Callback):
 
 
 def test_trainer_resume_after_an_unfreeze_matches_an_uninterrupted_run(tmp_path):
-    data = fk.create_datasets("fake", num_classes=3, in_channels=1, image_size=8,
-                              train_size=48, test_size=12, val_fraction=0)
-    options = dict(epochs=4, batch_size=16, progress=False, strategy="gradual_unfreeze",
-                   options={"every": 1}, optimizer="adamw", lr=0.01, scheduler="onecycle",
-                   seed=0)
+    data = fk.create_datasets(
+        "fake", num_classes=3, in_channels=1, image_size=8, train_size=48, test_size=12, val_fraction=0
+    )
+    options = dict(
+        epochs=4,
+        batch_size=16,
+        progress=False,
+        strategy="gradual_unfreeze",
+        options={"every": 1},
+        optimizer="adamw",
+        lr=0.01,
+        scheduler="onecycle",
+        seed=0,
+    )
 
     def trainer(name: str, callbacks=()) -> fk.Trainer:
         torch.manual_seed(0)
-        return fk.Trainer(TinyNet(), data, output_dir=str(tmp_path / name),
-                          callbacks=list(callbacks), **options)
+        return fk.Trainer(
+            TinyNet(), data, output_dir=str(tmp_path / name), callbacks=list(callbacks), **options
+        )
 
     full = trainer("full")
     full.fit()
@@ -208,8 +245,9 @@ def test_trainer_resume_after_an_unfreeze_matches_an_uninterrupted_run(tmp_path)
     resumed = trainer("resumed")
     resumed.fit(resume=tmp_path / "stopped" / "last.ckpt")
     assert resumed.plan.level == full.plan.level == 3
-    for (name, a), (_, b) in zip(full.model.state_dict().items(),
-                                 resumed.model.state_dict().items(), strict=True):
+    for (name, a), (_, b) in zip(
+        full.model.state_dict().items(), resumed.model.state_dict().items(), strict=True
+    ):
         assert torch.equal(a, b), name
     _check_groups(resumed.model, resumed.optimizer)
     assert "head" in (tmp_path / "full" / "trainable.txt").read_text()
@@ -231,8 +269,7 @@ def test_state_dict_round_trip_and_mismatches():
     with pytest.raises(CheckpointError, match="strategy 'gradual_unfreeze'"):
         apply_strategy(TinyNet(), "linear_probe").load_state_dict(state)
     with pytest.raises(CheckpointError, match="bn_policy"):
-        apply_strategy(TinyNet(), "gradual_unfreeze", every=1,
-                       bn_policy="train").load_state_dict(state)
+        apply_strategy(TinyNet(), "gradual_unfreeze", every=1, bn_policy="train").load_state_dict(state)
     with pytest.raises(CheckpointError, match="malformed"):
         fresh.load_state_dict({"strategy": "gradual_unfreeze"})
     bad = dict(state, trainable=[*state["trainable"], "nope.weight"])
@@ -261,8 +298,7 @@ def test_summary_table_dict_and_files(tmp_path):
     assert lines[4].split()[3:] == ["follows", "model", "1"]
     data = summary.to_dict()
     assert [s["stage"] for s in data["stages"]] == list(STAGES)
-    assert data["trainable_params"] == sum(p.numel() for p in model.parameters()
-                                           if p.requires_grad)
+    assert data["trainable_params"] == sum(p.numel() for p in model.parameters() if p.requires_grad)
     paths = summary.save(tmp_path)
     assert json.loads(paths[1].read_text()) == data
     assert str(summary) == table
@@ -286,8 +322,9 @@ def test_transfer_experiment_smoke(fashion_mnist_dir, tmp_path):
     spec = importlib.util.spec_from_file_location("transfer_experiment", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    results = module.main(["--smoke", "--root", str(fashion_mnist_dir), "--out", str(tmp_path),
-                           "--strategies", "lora"])
+    results = module.main(
+        ["--smoke", "--root", str(fashion_mnist_dir), "--out", str(tmp_path), "--strategies", "lora"]
+    )
     assert [r["run"] for r in results] == ["scratch", "lora"]
     assert all(0.0 <= r["accuracy"] <= 1.0 for r in results)
     report = json.loads((tmp_path / "results_convnet_smoke.json").read_text())

@@ -8,21 +8,29 @@ from torch import nn
 
 from finetune_kit.errors import ConfigError, UnknownNameError
 from finetune_kit.freezing import apply_strategy
-from finetune_kit.freezing.strategies import (
+from finetune_kit.freezing.registry import (
     STRATEGIES,
-    GradualUnfreeze,
     Strategy,
     create_strategy,
     list_strategies,
     register_strategy,
 )
+from finetune_kit.freezing.strategies import GradualUnfreeze
 from finetune_kit.models.stages import model_stages
 from finetune_kit.optim import param_groups
 
-BUILT_IN = ["bitfit", "discriminative_lr", "freeze_first", "freeze_until", "full",
-            "gradual_unfreeze", "linear_probe", "lora", "train_only"]
-NEEDED = {"freeze_first": {"n": 1}, "freeze_until": {"module": "block1"},
-          "train_only": {"names": ["block2"]}}
+BUILT_IN = [
+    "bitfit",
+    "discriminative_lr",
+    "freeze_first",
+    "freeze_until",
+    "full",
+    "gradual_unfreeze",
+    "linear_probe",
+    "lora",
+    "train_only",
+]
+NEEDED = {"freeze_first": {"n": 1}, "freeze_until": {"module": "block1"}, "train_only": {"names": ["block2"]}}
 
 
 class TinyNet(nn.Module):
@@ -62,8 +70,7 @@ def test_every_strategy_gives_a_consistent_plan(name):
     ids = [id(p) for g in groups for p in g["params"]]
     assert len(ids) == len(set(ids))
     assert set(ids) == {id(p) for p in model.parameters() if p.requires_grad}
-    assert plan.summary().trainable_params == sum(
-        p.numel() for p in model.parameters() if p.requires_grad)
+    assert plan.summary().trainable_params == sum(p.numel() for p in model.parameters() if p.requires_grad)
     assert plan.strategy.describe().startswith(name + "(")
 
 
@@ -109,8 +116,7 @@ def test_freeze_until_a_stage_or_a_module():
     apply_strategy(model, "freeze_until", module="block1")
     assert _trainable(model) == _stage_params(model, "block1", "block2", "head")
     apply_strategy(model, "freeze_until", module="block1.1")
-    assert _trainable(model) == {"block1.1.weight", "block1.1.bias"} | _stage_params(
-        model, "block2", "head")
+    assert _trainable(model) == {"block1.1.weight", "block1.1.bias"} | _stage_params(model, "block2", "head")
 
 
 def test_freeze_until_unknown_name_suggests_stages():
@@ -128,15 +134,20 @@ def test_freeze_until_a_module_without_parameters_says_so():
 def test_gradual_unfreeze_schedule_and_multipliers():
     stages = [None] * 5
     assert [GradualUnfreeze(every=1).level_at(e, stages) for e in range(6)] == [0, 1, 2, 3, 4, 4]
-    assert [GradualUnfreeze(every=2, start=1).level_at(e, stages) for e in range(6)] == [
-        0, 1, 1, 2, 2, 3]
+    assert [GradualUnfreeze(every=2, start=1).level_at(e, stages) for e in range(6)] == [0, 1, 1, 2, 2, 3]
     model = TinyNet()
     plan = apply_strategy(model, "gradual_unfreeze", every=1, decay=0.5)
     assert plan.on_epoch_start(model, 0) == []
-    assert plan.on_epoch_start(model, 2) == ["block1.0.weight", "block1.0.bias",
-                                             "block1.1.weight", "block1.1.bias",
-                                             "block2.0.weight", "block2.0.bias",
-                                             "block2.1.weight", "block2.1.bias"]
+    assert plan.on_epoch_start(model, 2) == [
+        "block1.0.weight",
+        "block1.0.bias",
+        "block1.1.weight",
+        "block1.1.bias",
+        "block2.0.weight",
+        "block2.0.bias",
+        "block2.1.weight",
+        "block2.1.bias",
+    ]
     assert plan.on_epoch_start(model, 2) == []  # idempotent
     mults = plan.lr_multipliers()
     assert mults["fc.weight"] == 1.0 and mults["block2.0.weight"] == 0.5
@@ -147,8 +158,12 @@ def test_discriminative_lr_multipliers_per_stage():
     model = TinyNet()
     plan = apply_strategy(model, "discriminative_lr", decay=0.5)
     mults = plan.lr_multipliers()
-    assert (mults["stem.0.weight"], mults["block1.0.bias"], mults["block2.1.weight"],
-            mults["fc.bias"]) == (0.125, 0.25, 0.5, 1.0)
+    assert (mults["stem.0.weight"], mults["block1.0.bias"], mults["block2.1.weight"], mults["fc.bias"]) == (
+        0.125,
+        0.25,
+        0.5,
+        1.0,
+    )
     assert [r.lr_text for r in plan.summary().rows] == ["0.125", "0.25", "0.5", "1"]
 
 

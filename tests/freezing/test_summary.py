@@ -36,8 +36,13 @@ def test_to_dict_and_save_write_the_same_values(tmp_path):
     summary = TrainableSummary("full()", "train", ROWS)
     data = summary.to_dict()
     assert data["strategy"] == "full()" and data["bn_policy"] == "train"
-    assert data["stages"][1] == {"stage": "layer1", "params": 34000, "trainable": 34000,
-                                 "batchnorm": "follows model", "lr_mult": [0.25, 0.5]}
+    assert data["stages"][1] == {
+        "stage": "layer1",
+        "params": 34000,
+        "trainable": 34000,
+        "batchnorm": "follows model",
+        "lr_mult": [0.25, 0.5],
+    }
     text, js = summary.save(tmp_path)
     assert (text.name, js.name) == ("trainable.txt", "trainable.json")
     assert text.read_text(encoding="utf-8") == summary.table() + "\n"

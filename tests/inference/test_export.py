@@ -23,19 +23,26 @@ def brightness_data(n_train=96, n_test=30, seed=0):
 
     def make(n):
         y = torch.arange(n) % 3
-        x = (40 + 80 * y).view(n, 1, 1, 1).float() + torch.randint(-20, 21, (n, 1, 16, 16),
-                                                                    generator=gen)
+        x = (40 + 80 * y).view(n, 1, 1, 1).float() + torch.randint(-20, 21, (n, 1, 16, 16), generator=gen)
         return x.clamp(0, 255).to(torch.uint8), y
 
-    return fk.create_datasets("tensors", train=make(n_train), test=make(n_test),
-                              class_names=CLASSES, val_fraction=0.0)
+    return fk.create_datasets(
+        "tensors", train=make(n_train), test=make(n_test), class_names=CLASSES, val_fraction=0.0
+    )
 
 
 def train_run(path, epochs=2, **options):
     data = brightness_data()
     model = fk.create_model("lenet", num_classes=3, in_channels=1, input_size=16)
-    settings = dict(epochs=epochs, batch_size=16, optimizer="adam", lr=0.01, progress=False,
-                    device="cpu", output_dir=str(path))
+    settings = dict(
+        epochs=epochs,
+        batch_size=16,
+        optimizer="adam",
+        lr=0.01,
+        progress=False,
+        device="cpu",
+        output_dir=str(path),
+    )
     settings.update(options)
     trainer = fk.Trainer(model, data, **settings)
     trainer.fit()
@@ -85,8 +92,13 @@ def test_export_writes_safetensors_and_json(run, tmp_path):
 @pytest.mark.parametrize("form", ["directory", "json", "safetensors", "ckpt", "run_dir"])
 def test_load_model_from_every_form_gives_the_trained_outputs(run, tmp_path, form):
     out = export(run.run_dir.root, tmp_path / "exported")
-    source = {"directory": out, "json": out / INFO_FILE, "safetensors": out / WEIGHTS_FILE,
-              "ckpt": run.run_dir.root / "last.ckpt", "run_dir": run.run_dir.root}[form]
+    source = {
+        "directory": out,
+        "json": out / INFO_FILE,
+        "safetensors": out / WEIGHTS_FILE,
+        "ckpt": run.run_dir.root / "last.ckpt",
+        "run_dir": run.run_dir.root,
+    }[form]
     loaded = load_model(source)
     assert isinstance(loaded, LoadedModel)
     assert not loaded.model.training
@@ -119,15 +131,15 @@ def test_ema_weights_are_exported_by_default(ema_run, tmp_path):
 
 
 def test_lora_run_exports_the_plain_merged_architecture(tmp_path):
-    trainer = train_run(tmp_path / "lora", epochs=1, strategy="lora",
-                        options={"rank": 2, "alpha": 4.0})
+    trainer = train_run(tmp_path / "lora", epochs=1, strategy="lora", options={"rank": 2, "alpha": 4.0})
     out = export(trainer.run_dir.root, tmp_path / "exported")
     tensors = safetensors.torch.load_file(str(out / WEIGHTS_FILE))
     plain = fk.create_model("lenet", num_classes=3, in_channels=1, input_size=16).state_dict()
     assert tensors.keys() == plain.keys()
     x = probe(trainer)
-    torch.testing.assert_close(logits_of(load_model(out).model, x), logits_of(trainer.model, x),
-                               rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(
+        logits_of(load_model(out).model, x), logits_of(trainer.model, x), rtol=1e-4, atol=1e-4
+    )
 
 
 def test_existing_export_is_not_overwritten(run, tmp_path):

@@ -23,12 +23,10 @@ def brightness_data(seed=0):
 
     def make(n):
         y = torch.arange(n) % 3
-        x = (40 + 80 * y).view(n, 1, 1, 1).float() + torch.randint(-20, 21, (n, 1, 16, 16),
-                                                                    generator=gen)
+        x = (40 + 80 * y).view(n, 1, 1, 1).float() + torch.randint(-20, 21, (n, 1, 16, 16), generator=gen)
         return x.clamp(0, 255).to(torch.uint8), y
 
-    return fk.create_datasets("tensors", train=make(96), test=make(30), class_names=CLASSES,
-                              val_fraction=0.0)
+    return fk.create_datasets("tensors", train=make(96), test=make(30), class_names=CLASSES, val_fraction=0.0)
 
 
 @pytest.fixture(scope="module")
@@ -36,8 +34,17 @@ def trained(tmp_path_factory):
     root = tmp_path_factory.mktemp("predict")
     data = brightness_data()
     model = fk.create_model("lenet", num_classes=3, in_channels=1, input_size=16)
-    trainer = fk.Trainer(model, data, epochs=2, batch_size=16, optimizer="adam", lr=0.01,
-                         progress=False, device="cpu", output_dir=str(root / "run"))
+    trainer = fk.Trainer(
+        model,
+        data,
+        epochs=2,
+        batch_size=16,
+        optimizer="adam",
+        lr=0.01,
+        progress=False,
+        device="cpu",
+        output_dir=str(root / "run"),
+    )
     trainer.fit()
     trainer.model.eval()
     return trainer, export(trainer.run_dir.root, root / "exported")
@@ -66,8 +73,7 @@ def test_files_give_the_original_models_predictions_bit_for_bit(trained, pngs):
     out = predict(exported, [str(p) for p in pngs], top_k=2)
     assert isinstance(out, Predictions) and len(out) == 4
     meta = trainer.data.meta()
-    expected = reference_logits(trainer.model, meta, load_images(pngs, in_channels=1,
-                                                                 image_size=16))
+    expected = reference_logits(trainer.model, meta, load_images(pngs, in_channels=1, image_size=16))
     assert torch.equal(out.logits, expected)
     assert torch.equal(out.indices, expected.argmax(dim=1))
     torch.testing.assert_close(out.probabilities.sum(dim=1), torch.ones(4))

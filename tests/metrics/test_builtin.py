@@ -142,8 +142,7 @@ def test_top_k_accuracy_matches_a_sort_reference(c, n, k, seed):
 
 
 @SETTINGS
-@given(st.lists(st.tuples(st.integers(1, 9), st.booleans()), max_size=6),
-       st.integers(0, 2**32 - 1))
+@given(st.lists(st.tuples(st.integers(1, 9), st.booleans()), max_size=6), st.integers(0, 2**32 - 1))
 def test_loss_is_the_mean_per_sample_loss(batch_specs, seed):
     rng = np.random.default_rng(seed)
     metric = create_metric("loss", num_classes=3)
@@ -262,9 +261,14 @@ def test_every_registered_metric_streams_resets_and_exposes_sum_states(name):
 
 
 def test_metrics_collection_returns_plain_python_values():
-    ms = Metrics({"acc": "accuracy", "f1_per_class": create_metric("f1", num_classes=2,
-                                                                   average="none"),
-                  "loss": "loss"}, num_classes=2)
+    ms = Metrics(
+        {
+            "acc": "accuracy",
+            "f1_per_class": create_metric("f1", num_classes=2, average="none"),
+            "loss": "loss",
+        },
+        num_classes=2,
+    )
     ms.update(torch.tensor([[2.0, 0.0], [0.0, 1.0]]), torch.tensor([0, 0]), loss=torch.tensor(0.25))
     assert ms.compute() == {"acc": 0.5, "f1_per_class": [pytest.approx(2 / 3), 0.0], "loss": 0.25}
     assert len(ms.state_tensors()) == 3

@@ -52,10 +52,12 @@ def test_report_numbers_match_the_brute_force_reference(case):
     n = len(y_true)
     for got, (p, r, f, s) in zip(report.per_class, rows, strict=True):
         assert (got["precision"], got["recall"], got["f1"], got["support"]) == pytest.approx(
-            (p, r, f, s), abs=1e-12)
+            (p, r, f, s), abs=1e-12
+        )
     arr = np.array(rows)
     assert report.accuracy == pytest.approx(
-        sum(t == p for t, p in zip(y_true, y_pred, strict=True)) / n if n else 0.0)
+        sum(t == p for t, p in zip(y_true, y_pred, strict=True)) / n if n else 0.0
+    )
     for i, key in enumerate(("precision", "recall", "f1")):
         assert report.macro[key] == pytest.approx(arr[:, i].mean(), abs=1e-12)
         weighted = (arr[:, i] * arr[:, 3]).sum() / n if n else 0.0
@@ -67,20 +69,23 @@ def test_report_numbers_match_the_brute_force_reference(case):
 
 def test_text_has_the_sklearn_layout_plus_micro_avg():
     # y_true = [0, 0, 1, 1, 2], y_pred = [0, 1, 1, 1, 0]
-    report = ClassificationReport.from_predictions([0, 0, 1, 1, 2], [0, 1, 1, 1, 0], 3,
-                                                   class_names=["ant", "bee", "cicada"])
-    expected = "\n".join([
-        "              precision    recall  f1-score   support",
-        "",
-        "         ant     0.5000    0.5000    0.5000         2",
-        "         bee     0.6667    1.0000    0.8000         2",
-        "      cicada     0.0000    0.0000    0.0000         1",
-        "",
-        "    accuracy                         0.6000         5",
-        "   macro avg     0.3889    0.5000    0.4333         5",
-        "weighted avg     0.4667    0.6000    0.5200         5",
-        "   micro avg     0.6000    0.6000    0.6000         5",
-    ])
+    report = ClassificationReport.from_predictions(
+        [0, 0, 1, 1, 2], [0, 1, 1, 1, 0], 3, class_names=["ant", "bee", "cicada"]
+    )
+    expected = "\n".join(
+        [
+            "              precision    recall  f1-score   support",
+            "",
+            "         ant     0.5000    0.5000    0.5000         2",
+            "         bee     0.6667    1.0000    0.8000         2",
+            "      cicada     0.0000    0.0000    0.0000         1",
+            "",
+            "    accuracy                         0.6000         5",
+            "   macro avg     0.3889    0.5000    0.4333         5",
+            "weighted avg     0.4667    0.6000    0.5200         5",
+            "   micro avg     0.6000    0.6000    0.6000         5",
+        ]
+    )
     assert report.text() == expected
     assert str(report) == expected
 
@@ -97,11 +102,25 @@ def test_to_dict_is_json_ready_and_complete():
     report = classification_report(torch.tensor([[3, 1], [0, 2]]), class_names=["x", "y"])
     report.loss = 0.125  # the Trainer attaches the mean loss
     data = json.loads(report.to_json())
-    assert set(data) == {"accuracy", "loss", "support", "class_names", "per_class", "macro",
-                         "weighted", "micro", "confusion"}
+    assert set(data) == {
+        "accuracy",
+        "loss",
+        "support",
+        "class_names",
+        "per_class",
+        "macro",
+        "weighted",
+        "micro",
+        "confusion",
+    }
     assert data["confusion"] == [[3, 1], [0, 2]]
-    assert data["per_class"][0] == {"name": "x", "precision": 1.0, "recall": 0.75,
-                                    "f1": pytest.approx(6 / 7), "support": 4}
+    assert data["per_class"][0] == {
+        "name": "x",
+        "precision": 1.0,
+        "recall": 0.75,
+        "f1": pytest.approx(6 / 7),
+        "support": 4,
+    }
     assert data["loss"] == 0.125 and data["accuracy"] == pytest.approx(5 / 6)
     report.loss = float("nan")
     assert json.loads(report.to_json())["loss"] is None

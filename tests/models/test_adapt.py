@@ -114,9 +114,7 @@ def test_n_channel_rule_keeps_scale_for_repeated_channels(repeats, seed):
     rgb = torch.randn(2, 3, 6, 6, generator=gen, dtype=torch.float64)
     adapted = adapt_channels(weight, 3 * repeats)
     assert adapted.shape == (4, 3 * repeats, 3, 3)
-    torch.testing.assert_close(
-        F.conv2d(rgb.repeat(1, repeats, 1, 1), adapted), F.conv2d(rgb, weight)
-    )
+    torch.testing.assert_close(F.conv2d(rgb.repeat(1, repeats, 1, 1), adapted), F.conv2d(rgb, weight))
 
 
 def test_n_channel_rule_repeats_cyclically_and_rescales():

@@ -23,8 +23,18 @@ from finetune_kit.models import (
 )
 
 BUILTINS = [
-    "convnet", "efficientnet_b0", "lenet", "mobilenet_v3_large", "mobilenet_v3_small",
-    "resnet101", "resnet152", "resnet18", "resnet34", "resnet50", "resnet9", "vgg11_bn",
+    "convnet",
+    "efficientnet_b0",
+    "lenet",
+    "mobilenet_v3_large",
+    "mobilenet_v3_small",
+    "resnet101",
+    "resnet152",
+    "resnet18",
+    "resnet34",
+    "resnet50",
+    "resnet9",
+    "vgg11_bn",
     "wide_resnet50_2",
 ]
 
@@ -59,15 +69,15 @@ def test_every_model_trains_at_its_smallest_input(name, in_channels, small_input
     head_name, head = get_head(model)
     assert head_name == info.head and head.out_features == 7
     assert info.stages[-1] == ("head", (info.head,))
-    stage_params = {id(p) for _, mods in info.stages for m in mods
-                    for p in model.get_submodule(m).parameters()}
+    stage_params = {
+        id(p) for _, mods in info.stages for m in mods for p in model.get_submodule(m).parameters()
+    }
     assert stage_params == {id(p) for p in model.parameters()}
 
 
 def test_builtins_are_registered():
     assert set(BUILTINS) <= set(list_models())
-    assert list_models("resnet*") == ["resnet101", "resnet152", "resnet18", "resnet34",
-                                      "resnet50", "resnet9"]
+    assert list_models("resnet*") == ["resnet101", "resnet152", "resnet18", "resnet34", "resnet50", "resnet9"]
 
 
 def test_unknown_model_lists_choices():
@@ -181,8 +191,13 @@ def test_dropout_goes_on_the_head_and_keeps_its_keys():
 def test_user_model_registration():
     @register_model("test_tiny_cnn", input_size=(16, 16), min_input_size=(4, 4))
     def tiny(*, num_classes, in_channels, width=8):
-        return nn.Sequential(nn.Conv2d(in_channels, width, 3), nn.ReLU(),
-                             nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(width, num_classes))
+        return nn.Sequential(
+            nn.Conv2d(in_channels, width, 3),
+            nn.ReLU(),
+            nn.AdaptiveAvgPool2d(1),
+            nn.Flatten(),
+            nn.Linear(width, num_classes),
+        )
 
     try:
         model = create_model("test_tiny_cnn", num_classes=3, in_channels=2, width=4)
@@ -245,8 +260,22 @@ def test_summary_of_a_model_without_info():
         model_summary(net, (8,))
 
 
-MODULES = ["__init__", "_checks", "_surgery", "adapt", "factory", "heads", "info", "load",
-           "registry", "resnet9", "small_nets", "summary", "torchvision_models", "weights"]
+MODULES = [
+    "__init__",
+    "_checks",
+    "_surgery",
+    "adapt",
+    "factory",
+    "heads",
+    "info",
+    "load",
+    "registry",
+    "resnet9",
+    "small_nets",
+    "summary",
+    "torchvision_models",
+    "weights",
+]
 
 
 @pytest.mark.parametrize("module", MODULES)

@@ -29,7 +29,11 @@ def test_model_stages_of_built_in_models():
     stages = model_stages(resnet)
     assert [s.name for s in stages] == ["stem", "layer1", "layer2", "layer3", "layer4", "head"]
     assert [s.name for s in model_stages(create_model("convnet", num_classes=3))] == [
-        "conv1", "conv2", "fc1", "head"]
+        "conv1",
+        "conv2",
+        "fc1",
+        "head",
+    ]
     every = [n for s in stages for n in s.params]
     assert sorted(every) == sorted(n for n, _ in resnet.named_parameters())
     assert stages[-1].modules == (resnet.fc,)
@@ -52,11 +56,11 @@ def test_model_stages_reject_an_info_that_leaves_parameters_out():
 
 
 def test_children_without_parameters_join_the_stage_before_them():
-    model = nn.Sequential(nn.ReLU(), nn.Linear(2, 3), nn.ReLU(), nn.BatchNorm1d(3, affine=False),
-                          nn.Linear(3, 1))
+    model = nn.Sequential(
+        nn.ReLU(), nn.Linear(2, 3), nn.ReLU(), nn.BatchNorm1d(3, affine=False), nn.Linear(3, 1)
+    )
     stages = model_stages(model)
-    assert [(s.name, s.module_names) for s in stages] == [("1", ("0", "1", "2", "3")),
-                                                          ("head", ("4",))]
+    assert [(s.name, s.module_names) for s in stages] == [("1", ("0", "1", "2", "3")), ("head", ("4",))]
     assert all(isinstance(s, Stage) for s in stages)
     assert stages[0].num_params == 9 and stages[1].num_params == 4
 

@@ -171,9 +171,17 @@ def test_truncated_missing_and_non_state_dict_files(tmp_path):
 def test_checkpoint_with_model_info_and_prefixes(tmp_path):
     state = {f"module.{k}": v for k, v in _lenet_state(seed=7).items()}
     names = [f"class{i}" for i in range(10)]
-    ckpt = {"model": state, "epoch": 3, "optimizer": {"state": {}},
-            "model_info": {"name": "lenet", "mean": [0.5, 0.5, 0.5], "std": [0.25, 0.25, 0.25],
-                           "class_names": names}}
+    ckpt = {
+        "model": state,
+        "epoch": 3,
+        "optimizer": {"state": {}},
+        "model_info": {
+            "name": "lenet",
+            "mean": [0.5, 0.5, 0.5],
+            "std": [0.25, 0.25, 0.25],
+            "class_names": names,
+        },
+    }
     path = tmp_path / "last.ckpt"
     torch.save(ckpt, path)
     model = create_model("lenet", num_classes=10, weights=path)

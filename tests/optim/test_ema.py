@@ -11,8 +11,7 @@ from finetune_kit.optim import ModelEma
 
 
 def small_net():
-    return nn.Sequential(nn.Conv2d(1, 3, 3), nn.BatchNorm2d(3), nn.ReLU(), nn.Flatten(),
-                         nn.Linear(12, 2))
+    return nn.Sequential(nn.Conv2d(1, 3, 3), nn.BatchNorm2d(3), nn.ReLU(), nn.Flatten(), nn.Linear(12, 2))
 
 
 def train_step(model, opt, seed):

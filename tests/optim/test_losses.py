@@ -57,10 +57,10 @@ def test_cross_entropy_weights_and_ignore_index_are_torch_s(data):
     weights = np.linspace(0.5, 2.0, c)
     targets = targets.copy()
     targets[0] = -1
-    loss = create_loss("cross_entropy", class_weights=weights.tolist(), ignore_index=-1,
-                       label_smoothing=0.1)
-    want = F.cross_entropy(t64(logits), t64(targets), weight=t64(weights).float().double(),
-                           ignore_index=-1, label_smoothing=0.1)
+    loss = create_loss("cross_entropy", class_weights=weights.tolist(), ignore_index=-1, label_smoothing=0.1)
+    want = F.cross_entropy(
+        t64(logits), t64(targets), weight=t64(weights).float().double(), ignore_index=-1, label_smoothing=0.1
+    )
     got = loss(t64(logits), t64(targets))
     assert float(got) == pytest.approx(float(want), rel=1e-6, nan_ok=True)
 
@@ -125,8 +125,7 @@ def test_shape_and_option_errors():
     with pytest.raises(ShapeError, match="'cross_entropy' for class indices"):
         create_loss("soft_target_cross_entropy")(torch.randn(2, 3), torch.tensor([0, 1]))
     with pytest.raises(ShapeError, match="one weight per class"):
-        create_loss("cross_entropy", class_weights=[1.0, 2.0])(torch.randn(2, 3),
-                                                               torch.tensor([0, 1]))
+        create_loss("cross_entropy", class_weights=[1.0, 2.0])(torch.randn(2, 3), torch.tensor([0, 1]))
     with pytest.raises(ConfigError, match="label_smoothing"):
         create_loss("cross_entropy", label_smoothing=1.0)
     with pytest.raises(ConfigError, match="Did you mean 'label_smoothing'"):

@@ -24,8 +24,7 @@ def toy_data(n=256, seed=0):
 
 
 def bn_net():
-    return nn.Sequential(nn.Linear(6, 16), nn.BatchNorm1d(16), nn.ReLU(), nn.Dropout(0.2),
-                         nn.Linear(16, 2))
+    return nn.Sequential(nn.Linear(6, 16), nn.BatchNorm1d(16), nn.ReLU(), nn.Dropout(0.2), nn.Linear(16, 2))
 
 
 def snapshot(model):
@@ -74,8 +73,9 @@ def test_the_lr_grows_exponentially_and_groups_keep_their_multipliers():
         return F.cross_entropy(logits, target)
 
     x, y = toy_data()
-    result = lr_find(model, (x, y), loss=loss, optimizer=opt, start_lr=1e-4, end_lr=1e-2,
-                     num_steps=5, batch_size=64)
+    result = lr_find(
+        model, (x, y), loss=loss, optimizer=opt, start_lr=1e-4, end_lr=1e-2, num_steps=5, batch_size=64
+    )
     assert result.lrs == pytest.approx([1e-4, 10**-3.5, 1e-3, 10**-2.5, 1e-2])
     assert [a for a, _ in seen] == pytest.approx(result.lrs)
     assert [b for _, b in seen] == pytest.approx([0.1 * lr for lr in result.lrs])
@@ -85,15 +85,14 @@ def test_the_lr_grows_exponentially_and_groups_keep_their_multipliers():
 def test_divergence_stops_the_test_early():
     torch.manual_seed(0)
     x, y = toy_data()
-    result = lr_find(nn.Linear(6, 2), (x * 100, y), start_lr=1e-3, end_lr=1e6, num_steps=100,
-                     batch_size=64)
+    result = lr_find(nn.Linear(6, 2), (x * 100, y), start_lr=1e-3, end_lr=1e6, num_steps=100, batch_size=64)
     assert result.diverged and len(result.lrs) < 100
     assert result.suggested is not None and result.suggested < result.lrs[-1]
 
 
 def test_loaders_are_cycled_and_one_shot_iterators_end_the_test():
     x, y = toy_data(64)
-    batches = [(x[i:i + 16], y[i:i + 16]) for i in range(0, 64, 16)]
+    batches = [(x[i : i + 16], y[i : i + 16]) for i in range(0, 64, 16)]
     assert len(lr_find(nn.Linear(6, 2), batches, num_steps=10, end_lr=1e-2).lrs) == 10
     assert len(lr_find(nn.Linear(6, 2), iter(batches), num_steps=10, end_lr=1e-2).lrs) == 4
     with pytest.raises(DataError, match="no batches"):
@@ -137,7 +136,7 @@ def read_idx(path, magic):
         data = f.read()
     assert int.from_bytes(data[:4], "big") == magic
     if magic == 2051:
-        n, h, w = (int.from_bytes(data[i:i + 4], "big") for i in (4, 8, 12))
+        n, h, w = (int.from_bytes(data[i : i + 4], "big") for i in (4, 8, 12))
         return np.frombuffer(data, np.uint8, offset=16).reshape(n, h, w)
     return np.frombuffer(data, np.uint8, offset=8)
 
@@ -151,8 +150,16 @@ def fashion_mnist(root, split, n):
 
 def conv_net():
     return nn.Sequential(
-        nn.Conv2d(1, 32, 3), nn.ReLU(), nn.Conv2d(32, 64, 3), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Flatten(), nn.Linear(64 * 12 * 12, 128), nn.ReLU(), nn.Linear(128, 10))
+        nn.Conv2d(1, 32, 3),
+        nn.ReLU(),
+        nn.Conv2d(32, 64, 3),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Flatten(),
+        nn.Linear(64 * 12 * 12, 128),
+        nn.ReLU(),
+        nn.Linear(128, 10),
+    )
 
 
 @pytest.fixture
@@ -165,8 +172,7 @@ def one_thread():
 
 
 @pytest.mark.slow
-def test_fashion_mnist_suggestion_trains_and_weights_are_untouched(fashion_mnist_dir,
-                                                                   one_thread):
+def test_fashion_mnist_suggestion_trains_and_weights_are_untouched(fashion_mnist_dir, one_thread):
     torch.manual_seed(0)
     x_train, y_train = fashion_mnist(fashion_mnist_dir, "train", 4096)
     x_test, y_test = fashion_mnist(fashion_mnist_dir, "t10k", 1000)

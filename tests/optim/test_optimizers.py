@@ -50,8 +50,10 @@ def test_norm_and_bias_parameters_get_no_weight_decay():
 
 def test_no_decay_switch_and_zero_decay_give_one_group():
     model = Net()
-    for groups in (param_groups(model, weight_decay=0.05, no_decay_norm_bias=False),
-                   param_groups(model, weight_decay=0.0)):
+    for groups in (
+        param_groups(model, weight_decay=0.05, no_decay_norm_bias=False),
+        param_groups(model, weight_decay=0.0),
+    ):
         assert [g["name"] for g in groups] == ["all"]
         assert len(groups[0]["params"]) == len(list(model.parameters()))
 
@@ -60,8 +62,11 @@ def test_model_no_weight_decay_hook_is_honoured():
     model = Net()
     model.no_weight_decay = lambda: {"token"}
     groups = param_groups(model, weight_decay=0.1)
-    no_decay = [names for g, names in zip(groups, names_by_group(model, groups), strict=True)
-                if g["name"] == "no_decay"]
+    no_decay = [
+        names
+        for g, names in zip(groups, names_by_group(model, groups), strict=True)
+        if g["name"] == "no_decay"
+    ]
     assert "token" in no_decay[0]
 
 
@@ -82,8 +87,7 @@ def test_frozen_parameters_are_left_out_and_every_trainable_one_appears_once():
 
 def test_create_optimizer_from_a_model_with_lr_multipliers():
     model = Net()
-    opt = create_optimizer(model, "sgd", lr=0.1, weight_decay=1e-4,
-                           lr_multipliers={"conv.weight": 0.01})
+    opt = create_optimizer(model, "sgd", lr=0.1, weight_decay=1e-4, lr_multipliers={"conv.weight": 0.01})
     lrs = {g["name"]: g["lr"] for g in opt.param_groups}
     assert lrs == pytest.approx({"decay lr_mult=0.01": 0.001, "decay": 0.1, "no_decay": 0.1})
     assert opt.defaults["lr"] == 0.1
@@ -115,7 +119,10 @@ def test_common_hyper_parameters_reach_the_optimizers_that_have_them():
     assert (sgd.defaults["momentum"], sgd.defaults["nesterov"]) == (0.9, True)
     adam = create_optimizer(model, "adam", lr=0.1, betas=(0.8, 0.99), eps=1e-6, amsgrad=True)
     assert (adam.defaults["betas"], adam.defaults["eps"], adam.defaults["amsgrad"]) == (
-        (0.8, 0.99), 1e-6, True)
+        (0.8, 0.99),
+        1e-6,
+        True,
+    )
     assert "momentum" not in adam.defaults
     assert create_optimizer(model, "rmsprop", lr=0.1).defaults["momentum"] == 0.9
     assert create_optimizer(model, "adagrad", lr=0.1).defaults["eps"] == 1e-10  # its own default
@@ -149,8 +156,7 @@ def test_option_errors_are_config_errors():
 def test_every_registered_optimizer_trains_a_step(name):
     torch.manual_seed(0)
     model = Net()
-    opt = create_optimizer(model, name, lr=0.01,
-                           weight_decay=0.0 if name == "rprop" else 1e-4)
+    opt = create_optimizer(model, name, lr=0.01, weight_decay=0.0 if name == "rprop" else 1e-4)
     before = [p.detach().clone() for p in model.parameters()]
     loss = model(torch.randn(4, 3, 5, 5)).pow(2).sum()
     loss.backward()
@@ -165,9 +171,9 @@ def test_add_param_group_after_an_unfreeze():
     opt = create_optimizer(model, "sgd", lr=0.1, weight_decay=1e-4)
     model.conv.requires_grad_(True)
     in_optimizer = [p for g in opt.param_groups for p in g["params"]]
-    new = param_groups(model, weight_decay=1e-4, lr_multipliers={"conv.weight": 0.1,
-                                                                  "conv.bias": 0.1},
-                       exclude=in_optimizer)
+    new = param_groups(
+        model, weight_decay=1e-4, lr_multipliers={"conv.weight": 0.1, "conv.bias": 0.1}, exclude=in_optimizer
+    )
     assert names_by_group(model, new) == [["conv.weight"], ["conv.bias"]]
     for group in new:
         added = add_param_group(opt, None, group)

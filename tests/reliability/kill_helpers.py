@@ -37,7 +37,8 @@ def context() -> Any:
     if _CONTEXT is None:
         ctx = multiprocessing.get_context("forkserver")
         ctx.set_forkserver_preload(
-            ["tests.reliability.kill_helpers", "finetune_kit.cli", "finetune_kit.training.from_config"])
+            ["tests.reliability.kill_helpers", "finetune_kit.cli", "finetune_kit.training.from_config"]
+        )
         _CONTEXT = ctx
     return _CONTEXT
 
@@ -149,8 +150,7 @@ class Child:
         return self.process.exitcode
 
 
-def start_cli(argv: list[str], log: Path, kill_phase: str | None = None,
-              kill_nth: int = 0) -> Child:
+def start_cli(argv: list[str], log: Path, kill_phase: str | None = None, kill_nth: int = 0) -> Child:
     """Start ``finetune-kit ARGV`` in a forked child; see :func:`run_cli`."""
     process = context().Process(target=run_cli, args=(argv, str(log), kill_phase, kill_nth))
     process.start()

@@ -57,8 +57,7 @@ progress = false
 STEPS = 48  # 192 training images / 16 per batch * 4 epochs; a checkpoint after every step
 RANDOM_TRIALS, ON_WRITE_TRIALS, SELF_KILL_TRIALS = 14, 8, 6
 CHILD_TIMEOUT = 120.0
-METRICS_COMPARED = ("epoch", "step", "train_loss", "train_accuracy", "lr", "val_loss",
-                    "val_accuracy")
+METRICS_COMPARED = ("epoch", "step", "train_loss", "train_accuracy", "lr", "val_loss", "val_accuracy")
 
 
 def train_argv(config: Path, run: Path, *extra: str) -> list[str]:
@@ -94,8 +93,9 @@ def reference(tmp_path_factory) -> Reference:
     plain = root / "plain"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     command = [sys.executable, "-m", "finetune_kit", *train_argv(config, plain)]
-    with subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                          env=env) as process:
+    with subprocess.Popen(
+        command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env
+    ) as process:
         kill_helpers.boot()  # the forkserver imports finetune_kit meanwhile
         _, err = process.communicate(timeout=300)
     assert process.returncode == 0, err
@@ -129,13 +129,10 @@ class Outcome:
 
 def make_trials(seconds: float, seed: int = 12) -> list[Trial]:
     rng = random.Random(seed)
-    trials = [Trial(0, "random", delay=rng.uniform(0.02, 0.95) * seconds)
-              for _ in range(RANDOM_TRIALS)]
-    trials += [Trial(0, "on_write", delay=rng.uniform(0.0, 0.9) * seconds)
-               for _ in range(ON_WRITE_TRIALS)]
+    trials = [Trial(0, "random", delay=rng.uniform(0.02, 0.95) * seconds) for _ in range(RANDOM_TRIALS)]
+    trials += [Trial(0, "on_write", delay=rng.uniform(0.0, 0.9) * seconds) for _ in range(ON_WRITE_TRIALS)]
     phases = kill_helpers.KILL_PHASES
-    trials += [Trial(0, phases[i % len(phases)], nth=rng.randint(1, STEPS))
-               for i in range(SELF_KILL_TRIALS)]
+    trials += [Trial(0, phases[i % len(phases)], nth=rng.randint(1, STEPS)) for i in range(SELF_KILL_TRIALS)]
     for index, trial in enumerate(trials):
         trial.index = index
     return trials
@@ -195,8 +192,9 @@ def run_trial(trial: Trial, ref: Reference, root: Path) -> Outcome:
         argv = train_argv(ref.config, run, "--overwrite")  # nothing to resume: start again
     resumed = kill_helpers.start_cli(argv, base / "resumed.log").wait(CHILD_TIMEOUT)
     if resumed != 0:
-        problems.append(f"`finetune-kit {' '.join(argv)}` exited {resumed}: "
-                        f"{(base / 'resumed.log').read_text()[-2000:]}")
+        problems.append(
+            f"`finetune-kit {' '.join(argv)}` exited {resumed}: {(base / 'resumed.log').read_text()[-2000:]}"
+        )
     else:
         check_checkpoints(run, problems)
         if not same_weights(model_weights(run / "last.ckpt"), ref.weights):
@@ -211,10 +209,17 @@ def summary(outcomes: list[Outcome], seconds: float) -> str:
     for o in outcomes:
         t = o.trial
         what = f"{t.how} {t.delay:.2f}s" if t.how in ("random", "on_write") else f"{t.how} #{t.nth}"
-        where = (f"resumed at step {o.resumed_from}" if o.resumed_from is not None
-                 else "not resumed" if o.problems else "no checkpoint, restarted")
-        lines.append(f"  {t.index:2d} {what:22s} status {o.killed_status:3d}  {where:26s} "
-                     f"temp left: {len(o.temp_left)}  {'; '.join(o.problems) or 'ok'}")
+        where = (
+            f"resumed at step {o.resumed_from}"
+            if o.resumed_from is not None
+            else "not resumed"
+            if o.problems
+            else "no checkpoint, restarted"
+        )
+        lines.append(
+            f"  {t.index:2d} {what:22s} status {o.killed_status:3d}  {where:26s} "
+            f"temp left: {len(o.temp_left)}  {'; '.join(o.problems) or 'ok'}"
+        )
     return "\n".join(lines)
 
 
@@ -248,8 +253,12 @@ def test_kill_between_last_and_best_checkpoint_keeps_best_exact(reference, tmp_p
             improvements.append(int(row["epoch"]))
     run = tmp_path / "run"
     # Kill the run just before it writes the checkpoint of its best epoch.
-    killed = kill_helpers.start_cli(train_argv(reference.config, run), tmp_path / "killed.log",
-                                    kill_helpers.TOP_K_PHASE, len(improvements))
+    killed = kill_helpers.start_cli(
+        train_argv(reference.config, run),
+        tmp_path / "killed.log",
+        kill_helpers.TOP_K_PHASE,
+        len(improvements),
+    )
     assert killed.wait(CHILD_TIMEOUT) == -9
     position = load_checkpoint(run / "last.ckpt")["position"]
     assert position["epoch"] == improvements[-1] - 1  # the epoch's end was not recorded yet

@@ -75,8 +75,7 @@ def lenet() -> torch.nn.Module:
 
 
 def tiny_data() -> fk.DataBundle:
-    return fk.create_datasets("fake", num_classes=3, in_channels=1, image_size=16,
-                              train_size=32, test_size=8)
+    return fk.create_datasets("fake", num_classes=3, in_channels=1, image_size=16, train_size=32, test_size=8)
 
 
 def one_error_line(capsys, argv: list[str]) -> str:
@@ -105,13 +104,16 @@ def test_load_checkpoint_refuses(tmp_path, marker, legacy):
         load_checkpoint(path)
 
 
-@pytest.mark.parametrize("argv", [
-    pytest.param(["evaluate", "--checkpoint", "{ckpt}"], id="evaluate"),
-    pytest.param(["evaluate", "--checkpoint", "{run}"], id="evaluate-run-dir"),
-    pytest.param(["train", "--resume", "{ckpt}"], id="resume"),
-    pytest.param(["train", "--resume", "{run}"], id="resume-run-dir"),
-    pytest.param(["train", "--config", "{config}", "--resume", "{ckpt}"], id="resume-with-config"),
-])
+@pytest.mark.parametrize(
+    "argv",
+    [
+        pytest.param(["evaluate", "--checkpoint", "{ckpt}"], id="evaluate"),
+        pytest.param(["evaluate", "--checkpoint", "{run}"], id="evaluate-run-dir"),
+        pytest.param(["train", "--resume", "{ckpt}"], id="resume"),
+        pytest.param(["train", "--resume", "{run}"], id="resume-run-dir"),
+        pytest.param(["train", "--config", "{config}", "--resume", "{ckpt}"], id="resume-with-config"),
+    ],
+)
 def test_cli_refuses(tmp_path, capsys, marker, argv):
     run = tmp_path / "run"
     run.mkdir()
@@ -153,8 +155,7 @@ def test_weights_loading_refuses(tmp_path, marker, source):
 def test_trainer_resume_and_evaluate_refuse(tmp_path, marker):
     (tmp_path / "run").mkdir()
     ckpt = evil_checkpoint(tmp_path / "run" / "last.ckpt", marker)
-    trainer = fk.Trainer(lenet(), tiny_data(), progress=False, device="cpu",
-                         output_dir=str(tmp_path / "run"))
+    trainer = fk.Trainer(lenet(), tiny_data(), progress=False, device="cpu", output_dir=str(tmp_path / "run"))
     with pytest.raises(CheckpointError, match="Refused to load"):
         trainer.fit(resume=ckpt)
     with pytest.raises(CheckpointError, match="Refused to load"):
@@ -202,8 +203,19 @@ def _source_files() -> list[Path]:
     return sorted(SRC.rglob("*.py"))
 
 
-FORBIDDEN_CALLS = {"eval", "exec", "pickle.load", "pickle.loads", "marshal.loads", "yaml.load",
-                   "yaml.unsafe_load", "torch.jit.load", "dill.load", "dill.loads", "shelve.open"}
+FORBIDDEN_CALLS = {
+    "eval",
+    "exec",
+    "pickle.load",
+    "pickle.loads",
+    "marshal.loads",
+    "yaml.load",
+    "yaml.unsafe_load",
+    "torch.jit.load",
+    "dill.load",
+    "dill.loads",
+    "shelve.open",
+}
 
 
 def test_source_never_unpickles_unsafely_or_evaluates():
@@ -262,16 +274,26 @@ def test_a_python_file_given_as_config_is_not_run(tmp_path, capsys, marker):
     assert "is not valid TOML" in line
 
 
-@pytest.mark.parametrize("override", [
-    "model.name=__import__('os').system('touch {marker}')",
-    "data.root=$(touch {marker})",
-    "train.epochs=__import__('pathlib').Path('{marker}').touch()",
-])
+@pytest.mark.parametrize(
+    "override",
+    [
+        "model.name=__import__('os').system('touch {marker}')",
+        "data.root=$(touch {marker})",
+        "train.epochs=__import__('pathlib').Path('{marker}').touch()",
+    ],
+)
 def test_override_values_are_data(tmp_path, capsys, marker, override):
     config = tmp_path / "run.toml"
     config.write_text(FAKE.replace('dataset = "fake"', 'dataset = "mnist"\ndownload = false'))
-    argv = ["train", "--config", str(config), "--output-dir", str(tmp_path / "o"),
-            "--set", override.replace("{marker}", str(marker))]
+    argv = [
+        "train",
+        "--config",
+        str(config),
+        "--output-dir",
+        str(tmp_path / "o"),
+        "--set",
+        override.replace("{marker}", str(marker)),
+    ]
     one_error_line(capsys, argv)
 
 
@@ -284,8 +306,9 @@ def test_a_checkpoints_config_is_checked_as_data(tmp_path, capsys, marker):
 
 
 # ------------------------------------------------------- outputs stay in the run dir
-@pytest.mark.parametrize("name", ["../escape.ckpt", "a/../../escape.ckpt", "/tmp/escape.ckpt",
-                                  "..", "sub/../.."])
+@pytest.mark.parametrize(
+    "name", ["../escape.ckpt", "a/../../escape.ckpt", "/tmp/escape.ckpt", "..", "sub/../.."]
+)
 def test_run_dir_names_cannot_escape(tmp_path, name):
     run = RunDir.create(tmp_path / "run")
     with pytest.raises(OutputDirError, match="outside the run directory"):
@@ -308,9 +331,15 @@ def test_plain_and_nested_names_stay_inside(tmp_path):
 
 
 def test_trainer_file_names_cannot_escape(tmp_path):
-    trainer = fk.Trainer(lenet(), tiny_data(), epochs=1, progress=False, device="cpu",
-                         output_dir=str(tmp_path / "run"),
-                         callbacks=[fk.CSVLogger(filename="../escape.csv")])
+    trainer = fk.Trainer(
+        lenet(),
+        tiny_data(),
+        epochs=1,
+        progress=False,
+        device="cpu",
+        output_dir=str(tmp_path / "run"),
+        callbacks=[fk.CSVLogger(filename="../escape.csv")],
+    )
     with pytest.raises(OutputDirError):
         trainer.fit()
     with pytest.raises(OutputDirError):

@@ -19,7 +19,10 @@ def subset_bundle():
     full = fk.create_datasets("fashion_mnist", val_fraction=0.0)
     n_train, n_test = SUBSET
     return fk.create_datasets(
-        "tensors", val_fraction=0.25, seed=0, class_names=full.class_names,
+        "tensors",
+        val_fraction=0.25,
+        seed=0,
+        class_names=full.class_names,
         train=(full.train.images[:n_train], full.train.targets[:n_train]),
         test=(full.test.images[:n_test], full.test.targets[:n_test]),
     )
@@ -27,8 +30,17 @@ def subset_bundle():
 
 def trainer(data, out, name, batch_size, **options):
     model = fk.create_model("lenet", num_classes=10, in_channels=1, input_size=28)
-    defaults = dict(epochs=2, batch_size=batch_size, lr=0.05, scheduler="onecycle", device="cpu",
-                    deterministic=True, progress=False, log_every=1, output_dir=str(out / name))
+    defaults = dict(
+        epochs=2,
+        batch_size=batch_size,
+        lr=0.05,
+        scheduler="onecycle",
+        device="cpu",
+        deterministic=True,
+        progress=False,
+        log_every=1,
+        output_dir=str(out / name),
+    )
     defaults.update(options)
     return fk.Trainer(model, data, **defaults)
 
@@ -52,8 +64,9 @@ def main(out: Path) -> None:
     seed_everything(123)
     trainer(data, out, "ddp_cut", 16).fit(resume=out / "ddp_cut" / "last.ckpt")
 
-    gradual = trainer(data, out, "ddp_gradual", 16, epochs=3, strategy="gradual_unfreeze",
-                      options={"every": 1})
+    gradual = trainer(
+        data, out, "ddp_gradual", 16, epochs=3, strategy="gradual_unfreeze", options={"every": 1}
+    )
     gradual.fit()
 
 

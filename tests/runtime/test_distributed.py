@@ -28,8 +28,15 @@ def free_port() -> int:
 
 def torchrun(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
-           "--master_addr=127.0.0.1", f"--master_port={free_port()}", *args]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node=2",
+        "--master_addr=127.0.0.1",
+        f"--master_port={free_port()}",
+        *args,
+    ]
     return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300, cwd=cwd)
 
 
@@ -98,8 +105,9 @@ epochs = 1
 device = "cpu"
 progress = false
 """)
-    done = torchrun("-m", "finetune_kit", "train", "--config", str(config),
-                    "--output-dir", str(tmp_path / "run"))
+    done = torchrun(
+        "-m", "finetune_kit", "train", "--config", str(config), "--output-dir", str(tmp_path / "run")
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.count("f1-score") == 1  # the report is printed by rank 0 only
     assert (tmp_path / "run" / "last.ckpt").is_file()

@@ -92,9 +92,7 @@ def test_backwards_match_autograd_float32(case):
 
 
 def test_naive_backward_float32():
-    _check_all_backwards(
-        ConvCase(2, 4, 4, (6, 7), (3, 2), (2, 1), (1, 1), 1, 2, True), torch.float32
-    )
+    _check_all_backwards(ConvCase(2, 4, 4, (6, 7), (3, 2), (2, 1), (1, 1), 1, 2, True), torch.float32)
 
 
 def test_needs_grad_skips_work():

@@ -54,9 +54,7 @@ def test_output_size_formula_matches_pytorch(size, kernel, stride, padding, dila
     x = torch.zeros(1, 1, size, size)
     w = torch.zeros(1, 1, kernel, kernel)
     expected = F.conv2d(x, w, stride=stride, padding=padding, dilation=dilation).shape[-1]
-    got = output_size(
-        size, kernel=kernel, stride=stride, padding=(padding, padding), dilation=dilation
-    )
+    got = output_size(size, kernel=kernel, stride=stride, padding=(padding, padding), dilation=dilation)
     assert got == expected
 
 

@@ -94,9 +94,7 @@ def test_convert_swaps_every_supported_layer_and_keeps_parameters():
 
 
 def test_convert_keeps_training_mode_requires_grad_and_a_root_layer():
-    model = nn.Sequential(
-        nn.Conv2d(2, 3, 3), nn.ReLU(inplace=True), nn.Flatten(), nn.Linear(3, 2)
-    ).eval()
+    model = nn.Sequential(nn.Conv2d(2, 3, 3), nn.ReLU(inplace=True), nn.Flatten(), nn.Linear(3, 2)).eval()
     model[0].weight.requires_grad_(False)
     converted = convert_to_scratch(model, inplace=True)
     assert converted is model and type(model[0]) is ScratchConv2d
@@ -111,8 +109,6 @@ def test_convert_leaves_subclasses_alone_and_rejects_other_padding_modes():
 
     model = nn.Sequential(MyConv(1, 1, 1))
     assert type(convert_to_scratch(model)[0]) is MyConv
-    bad = nn.Sequential(
-        nn.Conv2d(1, 1, 3), nn.Sequential(nn.Conv2d(1, 1, 3, padding_mode="reflect"))
-    )
+    bad = nn.Sequential(nn.Conv2d(1, 1, 3), nn.Sequential(nn.Conv2d(1, 1, 3, padding_mode="reflect")))
     with pytest.raises(ConfigError, match=r"layer '1.0' uses padding_mode='reflect'"):
         convert_to_scratch(copy.deepcopy(bad))

@@ -112,14 +112,10 @@ def test_max_pool_function_gradcheck(kernel, stride, padding, dilation, ceil_mod
         ((3, 2), 1, (1, 1), False, True, 5),
     ],
 )
-def test_avg_pool_function_gradcheck(
-    kernel, stride, padding, ceil_mode, count_include_pad, divisor
-):
+def test_avg_pool_function_gradcheck(kernel, stride, padding, ceil_mode, count_include_pad, divisor):
     x = _leaf(2, 2, 7, 6)
 
     def pool(x):
-        return AvgPool2dFunction.apply(
-            x, kernel, stride, padding, ceil_mode, count_include_pad, divisor
-        )
+        return AvgPool2dFunction.apply(x, kernel, stride, padding, ceil_mode, count_include_pad, divisor)
 
     assert gradcheck(pool, (x,))

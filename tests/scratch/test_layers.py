@@ -112,6 +112,4 @@ def test_layer_errors():
     with pytest.raises(ShapeError, match="in_features=4"):
         linear(torch.zeros(2, 3), torch.zeros(5, 4))
     with pytest.raises(ShapeError, match="must match"):
-        max_pool2d_backward(
-            torch.zeros(1, 1, 2, 2), torch.zeros(1, 1, 3, 3, dtype=torch.long), (1, 1, 4, 4)
-        )
+        max_pool2d_backward(torch.zeros(1, 1, 2, 2), torch.zeros(1, 1, 3, 3, dtype=torch.long), (1, 1, 4, 4))

@@ -125,9 +125,7 @@ def test_scratch_max_pool_matches_nn_max_pool(kwargs):
         got, expected = got[0], expected[0]
     assert torch.equal(got, expected)
     if not kwargs.get("return_indices"):
-        for g, e in zip(
-            _run(ScratchMaxPool2d(**kwargs), x), _run(nn.MaxPool2d(**kwargs), x), strict=True
-        ):
+        for g, e in zip(_run(ScratchMaxPool2d(**kwargs), x), _run(nn.MaxPool2d(**kwargs), x), strict=True):
             assert torch.equal(g, e)
         assert ScratchMaxPool2d(**kwargs)(x[0]).shape == expected.shape[1:]  # unbatched
 

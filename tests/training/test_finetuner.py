@@ -14,14 +14,25 @@ from finetune_kit.training.finetuner import FineTuner, list_recipes
 
 @pytest.fixture(scope="module")
 def data():
-    return fk.create_datasets("fake", num_classes=3, in_channels=1, image_size=16,
-                              train_size=64, test_size=16, val_fraction=0.25)
+    return fk.create_datasets(
+        "fake", num_classes=3, in_channels=1, image_size=16, train_size=64, test_size=16, val_fraction=0.25
+    )
 
 
 def tuner(tmp_path, data, name="ft", **kw):
-    options = dict(model="lenet", dataset=data, weights=None, epochs=1, freeze_epochs=1,
-                   batch_size=16, progress=False, deterministic=True, device="cpu",
-                   model_options={"input_size": 16}, output_dir=str(tmp_path / name))
+    options = dict(
+        model="lenet",
+        dataset=data,
+        weights=None,
+        epochs=1,
+        freeze_epochs=1,
+        batch_size=16,
+        progress=False,
+        deterministic=True,
+        device="cpu",
+        model_options={"input_size": 16},
+        output_dir=str(tmp_path / name),
+    )
     options.update(kw)
     model = fk.create_model("lenet", num_classes=3, in_channels=1, input_size=16)
     options["model"] = model

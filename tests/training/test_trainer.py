@@ -32,8 +32,9 @@ class TinyNet(torch.nn.Module):
 
 @pytest.fixture(autouse=True)
 def tiny_net_registered():
-    fk.register_model("tiny_test_net",
-                      lambda num_classes, in_channels, **kw: TinyNet(num_classes, in_channels))
+    fk.register_model(
+        "tiny_test_net", lambda num_classes, in_channels, **kw: TinyNet(num_classes, in_channels)
+    )
     yield
     fk.models.MODELS.unregister("tiny_test_net")
 
@@ -50,8 +51,15 @@ def small_model(data, name="tiny_test_net"):
 
 def make_trainer(tmp_path, data=None, name="run", **options):
     data = data or fake_data()
-    defaults = dict(epochs=2, batch_size=16, lr=0.05, progress=False, deterministic=True,
-                    output_dir=str(tmp_path / name), device="cpu")
+    defaults = dict(
+        epochs=2,
+        batch_size=16,
+        lr=0.05,
+        progress=False,
+        deterministic=True,
+        output_dir=str(tmp_path / name),
+        device="cpu",
+    )
     defaults.update(options)
     return fk.Trainer(small_model(data), data, **defaults)
 
@@ -120,10 +128,13 @@ def weights(model):
     return {k: v.clone() for k, v in model.state_dict().items()}
 
 
-@pytest.mark.parametrize("options", [
-    dict(scheduler="onecycle"),
-    dict(scheduler="cosine", warmup_epochs=0.5, ema=0.9),
-])
+@pytest.mark.parametrize(
+    "options",
+    [
+        dict(scheduler="onecycle"),
+        dict(scheduler="cosine", warmup_epochs=0.5, ema=0.9),
+    ],
+)
 def test_resume_mid_epoch_is_bit_identical(tmp_path, options):
     data = fake_data()
     full = make_trainer(tmp_path, data=data, name="full", epochs=3, **options)
@@ -146,8 +157,13 @@ def test_resume_mid_epoch_is_bit_identical(tmp_path, options):
 def test_resume_rejects_another_model(tmp_path):
     data = fake_data()
     make_trainer(tmp_path, data=data, epochs=1).fit()
-    other = fk.Trainer(fk.create_model("lenet", num_classes=3, in_channels=1), data, epochs=2,
-                       progress=False, output_dir=str(tmp_path / "run"))
+    other = fk.Trainer(
+        fk.create_model("lenet", num_classes=3, in_channels=1),
+        data,
+        epochs=2,
+        progress=False,
+        output_dir=str(tmp_path / "run"),
+    )
     with pytest.raises(fk.CheckpointError, match="written for model 'tiny_test_net'"):
         other.fit(resume=tmp_path / "run" / "last.ckpt")
 
@@ -176,10 +192,19 @@ def test_real_fashion_mnist_subset_end_to_end(tmp_path, fashion_mnist_dir):
         "tensors",
         train=(full.train.images[:n_train], full.train.targets[:n_train]),
         test=(full.test.images[:n_test], full.test.targets[:n_test]),
-        class_names=full.class_names, val_fraction=0.1,
+        class_names=full.class_names,
+        val_fraction=0.1,
     )
-    trainer = fk.Trainer(small_model(data, "convnet"), data, epochs=1, batch_size=32, lr=0.05,
-                         scheduler="onecycle", progress=False, output_dir=str(tmp_path / "fm"))
+    trainer = fk.Trainer(
+        small_model(data, "convnet"),
+        data,
+        epochs=1,
+        batch_size=32,
+        lr=0.05,
+        scheduler="onecycle",
+        progress=False,
+        output_dir=str(tmp_path / "fm"),
+    )
     trainer.fit()
     report = trainer.test(print_report=False)
     assert report.accuracy > 0.65, report.text()  # chance is 0.10
@@ -201,8 +226,15 @@ def test_checkpoint_every_steps_resumes_exactly(tmp_path):
     full = make_trainer(tmp_path, data=data, name="full", epochs=2, scheduler="onecycle")
     full.fit()
     # Checkpoints every 3 steps, crashes at step 8: the step-6 checkpoint (epoch 2, batch 1) is resumed.
-    saver = make_trainer(tmp_path, data=data, name="saver", epochs=2, scheduler="onecycle",
-                         checkpoint_every=3, callbacks=[CrashAt(8)])
+    saver = make_trainer(
+        tmp_path,
+        data=data,
+        name="saver",
+        epochs=2,
+        scheduler="onecycle",
+        checkpoint_every=3,
+        callbacks=[CrashAt(8)],
+    )
     with pytest.raises(RuntimeError, match="simulated crash"):
         saver.fit()
     state = load_checkpoint(tmp_path / "saver" / "last.ckpt")
@@ -216,8 +248,9 @@ def test_checkpoint_every_steps_resumes_exactly(tmp_path):
 
 def test_extra_metrics_and_mixup_resume_exactly(tmp_path):
     data = fake_data()
-    options = dict(epochs=2, mixup_alpha=0.4, cutmix_alpha=1.0, label_smoothing=0.1,
-                   metrics=["f1", "precision"])
+    options = dict(
+        epochs=2, mixup_alpha=0.4, cutmix_alpha=1.0, label_smoothing=0.1, metrics=["f1", "precision"]
+    )
     full = make_trainer(tmp_path, data=data, name="full", **options)
     history = full.fit()
     row = history.rows[-1]
@@ -232,15 +265,18 @@ def test_extra_metrics_and_mixup_resume_exactly(tmp_path):
 
 
 def test_plateau_needs_a_validation_set(tmp_path):
-    data = fk.create_datasets("fake", val_fraction=0.0, num_classes=3, in_channels=1, image_size=28,
-                              train_size=40, test_size=10)
+    data = fk.create_datasets(
+        "fake", val_fraction=0.0, num_classes=3, in_channels=1, image_size=28, train_size=40, test_size=10
+    )
     with pytest.raises(ConfigError, match="plateau.*no validation set"):
         make_trainer(tmp_path, data=data, scheduler="plateau").fit()
     assert not (tmp_path / "run" / "last.ckpt").exists()
 
 
-@pytest.mark.parametrize("option", [dict(optimizer="sgdd"), dict(scheduler="cosin"), dict(loss="focall"),
-                                    dict(strategy="linear_prob")])
+@pytest.mark.parametrize(
+    "option",
+    [dict(optimizer="sgdd"), dict(scheduler="cosin"), dict(loss="focall"), dict(strategy="linear_prob")],
+)
 def test_unknown_part_names_leave_no_run_directory(tmp_path, option):
     with pytest.raises(fk.UnknownNameError, match="Did you mean"):
         make_trainer(tmp_path, **option).fit()
@@ -257,8 +293,15 @@ def test_fp16_mixed_runs_on_cpu(tmp_path):
 @pytest.mark.cuda
 @pytest.mark.parametrize("precision", ["bf16-mixed", "16-mixed"])
 def test_cuda_channels_last_and_compile(tmp_path, precision):
-    trainer = make_trainer(tmp_path, epochs=1, device="cuda", precision=precision, channels_last=True,
-                           compile=True, deterministic=False)
+    trainer = make_trainer(
+        tmp_path,
+        epochs=1,
+        device="cuda",
+        precision=precision,
+        channels_last=True,
+        compile=True,
+        deterministic=False,
+    )
     history = trainer.fit()
     assert next(trainer.model.parameters()).is_cuda
     assert trainer.model.conv.weight.is_contiguous(memory_format=torch.channels_last)

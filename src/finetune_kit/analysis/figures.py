@@ -109,8 +109,9 @@ def _series(rows: Sequence[Mapping[str, Any]], key: str) -> tuple[list[float], l
 
 def _lr_keys(rows: Sequence[Mapping[str, Any]]) -> list[str]:
     """``lr_g0, lr_g1, ...`` when recorded (in group order), else ``lr``."""
-    groups = sorted({k for row in rows for k in row if k.startswith("lr_g") and k[4:].isdigit()},
-                    key=lambda k: int(k[4:]))
+    groups = sorted(
+        {k for row in rows for k in row if k.startswith("lr_g") and k[4:].isdigit()}, key=lambda k: int(k[4:])
+    )
     return groups or ["lr"]
 
 
@@ -141,9 +142,11 @@ def plot_history(rows: Sequence[Mapping[str, Any]], path: str | Path) -> Path:
     fig = _new_figure_class()(12.0, 3.6)
     from matplotlib.ticker import MaxNLocator  # importable: the figure was made
 
-    panels = [("loss", ["train_loss", "val_loss"]),
-              ("accuracy", ["train_accuracy", "val_accuracy"]),
-              ("learning rate", _lr_keys(rows))]
+    panels = [
+        ("loss", ["train_loss", "val_loss"]),
+        ("accuracy", ["train_accuracy", "val_accuracy"]),
+        ("learning rate", _lr_keys(rows)),
+    ]
     for ax, (title, keys) in zip(fig.subplots(1, 3), panels, strict=True):
         drawn = False
         for key in keys:
@@ -171,9 +174,7 @@ def _as_matrix(confusion: Any) -> torch.Tensor:
     else:
         matrix = torch.as_tensor(confusion, dtype=torch.float64)
     if matrix.ndim != 2 or matrix.shape[0] != matrix.shape[1] or matrix.shape[0] == 0:
-        raise ShapeError(
-            f"confusion must be a square (C, C) matrix; got shape {tuple(matrix.shape)}."
-        )
+        raise ShapeError(f"confusion must be a square (C, C) matrix; got shape {tuple(matrix.shape)}.")
     return matrix
 
 
@@ -202,8 +203,10 @@ def plot_confusion(confusion: Any, class_names: Sequence[str], path: str | Path)
     matrix = _as_matrix(confusion)
     c = matrix.shape[0]
     if len(class_names) != c:
-        raise ShapeError(f"confusion is {c}x{c} but {len(class_names)} class names were given; "
-                         "pass one name per row, in label order.")
+        raise ShapeError(
+            f"confusion is {c}x{c} but {len(class_names)} class names were given; "
+            "pass one name per row, in label order."
+        )
     share = matrix / matrix.sum(dim=1, keepdim=True).clamp(min=1)  # recall per row
     side = min(4.0 + 0.45 * c, 24.0)
     fig = _new_figure_class()(side + 1.5, side)
@@ -221,8 +224,7 @@ def plot_confusion(confusion: Any, class_names: Sequence[str], path: str | Path)
         for i in range(c):
             for j in range(c):
                 color = "white" if share[i, j] > 0.5 else "black"
-                ax.text(j, i, f"{int(matrix[i, j])}", ha="center", va="center", color=color,
-                        fontsize=size)
+                ax.text(j, i, f"{int(matrix[i, j])}", ha="center", va="center", color=color, fontsize=size)
     return _save(fig, path)
 
 
@@ -247,8 +249,10 @@ def denormalize(images: torch.Tensor, mean: Sequence[float], std: Sequence[float
         [0, 255]
     """
     if images.ndim != 4 or len(mean) != images.shape[1] or len(std) != images.shape[1]:
-        raise ShapeError(f"denormalize needs (N, C, H, W) images and C values of mean and std; got "
-                         f"shape {tuple(images.shape)}, {len(mean)} means, {len(std)} stds.")
+        raise ShapeError(
+            f"denormalize needs (N, C, H, W) images and C values of mean and std; got "
+            f"shape {tuple(images.shape)}, {len(mean)} means, {len(std)} stds."
+        )
     x = images.detach().to("cpu", torch.float32)
     m = torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1)
     s = torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1)
@@ -258,8 +262,9 @@ def denormalize(images: torch.Tensor, mean: Sequence[float], std: Sequence[float
 def _as_uint8_batch(images: torch.Tensor | Sequence[torch.Tensor]) -> torch.Tensor:
     batch = images if isinstance(images, torch.Tensor) else torch.stack(list(images))
     if batch.ndim != 4 or batch.shape[1] not in (1, 3):
-        raise ShapeError(f"plot_images needs (N, C, H, W) images with C = 1 or 3; got shape "
-                         f"{tuple(batch.shape)}.")
+        raise ShapeError(
+            f"plot_images needs (N, C, H, W) images with C = 1 or 3; got shape {tuple(batch.shape)}."
+        )
     if batch.dtype == torch.uint8:
         return batch.cpu()
     if not batch.is_floating_point():
@@ -267,8 +272,13 @@ def _as_uint8_batch(images: torch.Tensor | Sequence[torch.Tensor]) -> torch.Tens
     return batch.detach().cpu().float().mul(255).round_().clamp_(0, 255).to(torch.uint8)
 
 
-def plot_images(images: torch.Tensor | Sequence[torch.Tensor], titles: Sequence[str],
-                path: str | Path, *, ncols: int | None = None) -> Path:
+def plot_images(
+    images: torch.Tensor | Sequence[torch.Tensor],
+    titles: Sequence[str],
+    path: str | Path,
+    *,
+    ncols: int | None = None,
+) -> Path:
     """Draw images in a grid with a title under each, as a PNG.
 
     Args:

@@ -71,13 +71,18 @@ class TopLosses:
             >>> TopLosses(t([]), t([1]), t([0]), t([0.9]), t([2.5]), t([7])).titles(["a", "b"])
             ['true: b\\npred: a (0.90)\\nloss 2.50']
         """
-        return [f"true: {class_names[int(t)]}\npred: {class_names[int(p)]} ({float(c):.2f})\n"
-                f"loss {float(loss):.2f}" for t, p, c, loss in
-                zip(self.targets, self.predictions, self.confidences, self.losses, strict=True)]
+        return [
+            f"true: {class_names[int(t)]}\npred: {class_names[int(p)]} ({float(c):.2f})\n"
+            f"loss {float(loss):.2f}"
+            for t, p, c, loss in zip(
+                self.targets, self.predictions, self.confidences, self.losses, strict=True
+            )
+        ]
 
 
-def top_losses(model: nn.Module, loader: Any, k: int = 16, *,
-               precision: PrecisionMode | None = None) -> TopLosses:
+def top_losses(
+    model: nn.Module, loader: Any, k: int = 16, *, precision: PrecisionMode | None = None
+) -> TopLosses:
     """The ``k`` samples of ``loader`` with the highest cross-entropy loss under ``model``.
 
     One pass over ``loader.iter_epoch(0)`` with the model in eval mode (its mode is restored

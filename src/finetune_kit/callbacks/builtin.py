@@ -56,8 +56,9 @@ class EarlyStopping(Callback):
         2
     """
 
-    def __init__(self, monitor: str = "val_loss", mode: str = "min", patience: int = 3,
-                 min_delta: float = 0.0) -> None:
+    def __init__(
+        self, monitor: str = "val_loss", mode: str = "min", patience: int = 3, min_delta: float = 0.0
+    ) -> None:
         _check_mode(mode)
         if patience < 1:
             raise ConfigError(f"EarlyStopping patience must be >= 1, got {patience}.")
@@ -103,8 +104,14 @@ class ModelCheckpoint(Callback):
         2
     """
 
-    def __init__(self, monitor: str | None = "val_loss", mode: str = "min", save_top_k: int = 1,
-                 save_last: bool = True, every_n_steps: int | None = None) -> None:
+    def __init__(
+        self,
+        monitor: str | None = "val_loss",
+        mode: str = "min",
+        save_top_k: int = 1,
+        save_last: bool = True,
+        every_n_steps: int | None = None,
+    ) -> None:
         _check_mode(mode)
         if save_top_k < 0:
             raise ConfigError(f"ModelCheckpoint save_top_k must be >= 0, got {save_top_k}.")
@@ -117,8 +124,12 @@ class ModelCheckpoint(Callback):
 
     def on_train_batch_end(self, trainer: Trainer) -> None:
         step = trainer.state.global_step
-        if (self.every_n_steps and step % self.every_n_steps == 0 and step != self._saved_at_step
-                and trainer.at_step_boundary()):
+        if (
+            self.every_n_steps
+            and step % self.every_n_steps == 0
+            and step != self._saved_at_step
+            and trainer.at_step_boundary()
+        ):
             trainer.save_checkpoint("last.ckpt")
             self._saved_at_step = step
 
@@ -137,9 +148,8 @@ class ModelCheckpoint(Callback):
         if worst is not None and not _improved(value, worst, self.mode, 0.0):
             return
         name = f"epoch={trainer.state.epoch}-{self.monitor}={value:.4f}.ckpt"
-        ranked = sorted([*self.kept, (value, name)], key=lambda item: item[0],
-                        reverse=self.mode == "max")
-        self.kept, dropped = ranked[: self.save_top_k], ranked[self.save_top_k:]
+        ranked = sorted([*self.kept, (value, name)], key=lambda item: item[0], reverse=self.mode == "max")
+        self.kept, dropped = ranked[: self.save_top_k], ranked[self.save_top_k :]
         trainer.save_checkpoint(name)  # saved with the updated list, so it resumes exactly too
         if self.kept[0][1] == name:
             trainer.save_checkpoint("best.ckpt")

@@ -60,8 +60,15 @@ class PlotCallback(Callback):
 
     main_process_only = True  # under DDP only rank 0 draws (the worst images: of its shard)
 
-    def __init__(self, *, curves: bool = True, confusion: bool = True, worst: int = 16,
-                 every_n_epochs: int = 1, directory: str | Path | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        curves: bool = True,
+        confusion: bool = True,
+        worst: int = 16,
+        every_n_epochs: int = 1,
+        directory: str | Path | None = None,
+    ) -> None:
         require_matplotlib()
         if not isinstance(worst, int) or worst < 0:
             raise ConfigError(f"PlotCallback worst must be an integer >= 0, got {worst!r}.")
@@ -98,10 +105,10 @@ class PlotCallback(Callback):
     def on_test_end(self, trainer: Trainer) -> None:
         names = [str(n) for n in trainer.data.class_names]
         if self.confusion:
-            plot_confusion(trainer.state.test_report.confusion, names,
-                           self._path(trainer, "confusion.png"))
+            plot_confusion(trainer.state.test_report.confusion, names, self._path(trainer, "confusion.png"))
         if self.worst and trainer.loaders.test is not None:
-            worst = top_losses(trainer.eval_model, trainer.loaders.test, self.worst,
-                               precision=trainer.precision)
+            worst = top_losses(
+                trainer.eval_model, trainer.loaders.test, self.worst, precision=trainer.precision
+            )
             images = denormalize(worst.images, trainer.data.mean, trainer.data.std)
             plot_images(images, worst.titles(names), self._path(trainer, "worst.png"))

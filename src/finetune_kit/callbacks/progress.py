@@ -46,14 +46,26 @@ class ProgressBar(Callback):
 
     def on_fit_start(self, trainer: Trainer) -> None:
         cfg = trainer.config.train
-        self.epoch_bar = tqdm(total=cfg.epochs, initial=trainer.state.epoch, desc="epochs",
-                              unit="epoch", file=sys.stderr, dynamic_ncols=True)
+        self.epoch_bar = tqdm(
+            total=cfg.epochs,
+            initial=trainer.state.epoch,
+            desc="epochs",
+            unit="epoch",
+            file=sys.stderr,
+            dynamic_ncols=True,
+        )
 
     def on_train_epoch_start(self, trainer: Trainer) -> None:
         loader = trainer.loaders.train
-        self.batch_bar = tqdm(total=len(loader), initial=trainer.state.batch, unit="batch",
-                              desc=f"epoch {trainer.state.epoch + 1}", leave=self.leave,
-                              file=sys.stderr, dynamic_ncols=True)
+        self.batch_bar = tqdm(
+            total=len(loader),
+            initial=trainer.state.batch,
+            unit="batch",
+            desc=f"epoch {trainer.state.epoch + 1}",
+            leave=self.leave,
+            file=sys.stderr,
+            dynamic_ncols=True,
+        )
         self._started, self._samples = time.perf_counter(), 0
 
     def on_train_batch_end(self, trainer: Trainer) -> None:
@@ -61,9 +73,11 @@ class ProgressBar(Callback):
         self.batch_bar.update(1)
         if trainer.state.batch % trainer.config.train.log_every == 0:
             rate = self._samples / max(time.perf_counter() - self._started, 1e-9)
-            self.batch_bar.set_postfix(loss=f"{trainer.running_loss():.4f}",
-                                       lr=f"{trainer.optimizer.param_groups[0]['lr']:.3g}",
-                                       img_s=f"{rate:.0f}")
+            self.batch_bar.set_postfix(
+                loss=f"{trainer.running_loss():.4f}",
+                lr=f"{trainer.optimizer.param_groups[0]['lr']:.3g}",
+                img_s=f"{rate:.0f}",
+            )
 
     def on_train_epoch_end(self, trainer: Trainer) -> None:
         self.batch_bar.close()

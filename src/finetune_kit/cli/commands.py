@@ -35,8 +35,10 @@ def _train(args: argparse.Namespace) -> int:
     elif args.resume is not None:
         config = config_from_checkpoint(args.resume)
     else:
-        raise ConfigError("finetune-kit train needs --config FILE (or --resume CKPT). "
-                          "Try: finetune-kit train --config examples/configs/quickstart.toml")
+        raise ConfigError(
+            "finetune-kit train needs --config FILE (or --resume CKPT). "
+            "Try: finetune-kit train --config examples/configs/quickstart.toml"
+        )
     config = apply_overrides(config, args.overrides + _flag_overrides(args))
     if config.finetune.recipe is not None:
         from finetune_kit.training.finetuner import FineTuner
@@ -81,8 +83,11 @@ def _list(args: argparse.Namespace) -> int:
     import finetune_kit as fk
 
     listers: dict[str, Callable[[str], list[str]]] = {
-        "datasets": fk.list_datasets, "models": fk.list_models, "losses": fk.list_losses,
-        "optimizers": fk.list_optimizers, "schedulers": fk.list_schedulers,
+        "datasets": fk.list_datasets,
+        "models": fk.list_models,
+        "losses": fk.list_losses,
+        "optimizers": fk.list_optimizers,
+        "schedulers": fk.list_schedulers,
         "metrics": fk.list_metrics,
     }
     if hasattr(fk, "list_strategies"):
@@ -91,8 +96,9 @@ def _list(args: argparse.Namespace) -> int:
     if kind not in listers:
         from finetune_kit.registry import did_you_mean
 
-        raise ConfigError(f"Unknown kind {args.kind!r}.{did_you_mean(kind, list(listers))} "
-                          f"Kinds: {', '.join(listers)}.")
+        raise ConfigError(
+            f"Unknown kind {args.kind!r}.{did_you_mean(kind, list(listers))} Kinds: {', '.join(listers)}."
+        )
     for name in listers[kind](args.pattern):
         print(name)
     return 0
@@ -106,5 +112,11 @@ def _verify_conv(args: argparse.Namespace) -> int:
     return 0 if passed else 1
 
 
-COMMANDS = {"train": _train, "evaluate": _evaluate, "predict": _predict, "export": _export,
-            "list": _list, "verify-conv": _verify_conv}
+COMMANDS = {
+    "train": _train,
+    "evaluate": _evaluate,
+    "predict": _predict,
+    "export": _export,
+    "list": _list,
+    "verify-conv": _verify_conv,
+}

@@ -25,8 +25,14 @@ SHORTCUTS = {
 def _add_train(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train", help="train or fine-tune a model from a config file")
     p.add_argument("--config", type=Path, help="TOML config file (see examples/configs/)")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a config key, e.g. --set optim.lr=0.1 (repeatable)")
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config key, e.g. --set optim.lr=0.1 (repeatable)",
+    )
     p.add_argument("--resume", metavar="CKPT", help="checkpoint or run directory to resume from")
     p.add_argument("--output-dir", help="run directory (train.output_dir)")
     p.add_argument("--overwrite", action="store_true", help="reuse an existing run directory")
@@ -72,7 +78,8 @@ def _add_verify(sub: argparse._SubParsersAction) -> None:
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``finetune-kit`` command."""
     parser = argparse.ArgumentParser(
-        prog="finetune-kit", description="Train, fine-tune, evaluate and deploy image classifiers.")
+        prog="finetune-kit", description="Train, fine-tune, evaluate and deploy image classifiers."
+    )
     parser.add_argument("--debug", action="store_true", help="show tracebacks for errors")
     sub = parser.add_subparsers(dest="command", required=True)
     for add in (_add_train, _add_evaluate, _add_predict, _add_export, _add_list, _add_verify):

@@ -44,8 +44,10 @@ def load_config(path: str | Path) -> RunConfig:
     except FileNotFoundError:
         raise ConfigError(f"Config file not found: {path}. Check the path.") from None
     except IsADirectoryError:
-        raise ConfigError(f"Cannot read config file {path}: it is a directory; give the path of "
-                          "a .toml file (e.g. examples/configs/quickstart.toml).") from None
+        raise ConfigError(
+            f"Cannot read config file {path}: it is a directory; give the path of "
+            "a .toml file (e.g. examples/configs/quickstart.toml)."
+        ) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"Cannot read config file {path}: {exc}.") from None
     except tomllib.TOMLDecodeError as exc:

@@ -49,8 +49,14 @@ def config_reference() -> str:
     lines = []
     for name, cls in SECTIONS.items():
         helps = _field_help(cls)
-        lines += [f"### `[{name}]`", "", (cls.__doc__ or "").strip().splitlines()[0], "",
-                  "| key | type | default | meaning |", "| --- | --- | --- | --- |"]
+        lines += [
+            f"### `[{name}]`",
+            "",
+            (cls.__doc__ or "").strip().splitlines()[0],
+            "",
+            "| key | type | default | meaning |",
+            "| --- | --- | --- | --- |",
+        ]
         for f in dataclasses.fields(cls):
             default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
             hint = str(hints_of[name][f.name]).replace("typing.", "").replace("|", "or")

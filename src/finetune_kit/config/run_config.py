@@ -126,9 +126,7 @@ def _coerce(key: str, value: Any, hint: Any, source: str) -> Any:
         if key == "train.precision" and isinstance(value, int) and not isinstance(value, bool):
             return str(value)  # `precision = 32` in TOML means "32"
     expected = " or ".join(_type_name(o) for o in options)
-    raise ConfigError(
-        f"{source}: {key} must be {expected}, got {value!r} ({type(value).__name__})."
-    )
+    raise ConfigError(f"{source}: {key} must be {expected}, got {value!r} ({type(value).__name__}).")
 
 
 def _is_union(hint: Any) -> bool:

@@ -86,9 +86,7 @@ def sample_crop_flip(n: int, *, padding: int, flip: bool, seed: int, epoch: int)
         (0, 8)
     """
     top = torch.randint(0, 2 * padding + 1, (n,), generator=make_generator("crop_top", seed, epoch))
-    left = torch.randint(
-        0, 2 * padding + 1, (n,), generator=make_generator("crop_left", seed, epoch)
-    )
+    left = torch.randint(0, 2 * padding + 1, (n,), generator=make_generator("crop_left", seed, epoch))
     if flip:
         flips = torch.rand(n, generator=make_generator("flip", seed, epoch)) < 0.5
     else:
@@ -155,9 +153,7 @@ def resize_center_crop(x: torch.Tensor, size: int) -> torch.Tensor:
     else:
         new_h, new_w = int(size * h / w), size
     if (new_h, new_w) != (h, w):
-        x = F.interpolate(
-            x, size=(new_h, new_w), mode="bilinear", align_corners=False, antialias=True
-        )
+        x = F.interpolate(x, size=(new_h, new_w), mode="bilinear", align_corners=False, antialias=True)
     top = round((new_h - size) / 2.0)
     left = round((new_w - size) / 2.0)
     return x[..., top : top + size, left : left + size]
@@ -209,9 +205,7 @@ class BatchTransform:
         return out.contiguous(memory_format=fmt)
 
 
-def eval_transform_from_meta(
-    meta: Mapping[str, Any], device: torch.device | str = "cpu"
-) -> BatchTransform:
+def eval_transform_from_meta(meta: Mapping[str, Any], device: torch.device | str = "cpu") -> BatchTransform:
     """The evaluation preprocessing of a trained model, rebuilt from ``DataBundle.meta()``.
 
     Prediction needs no dataset: the checkpoint's data metadata says how inputs were resized and

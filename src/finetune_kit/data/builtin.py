@@ -60,9 +60,7 @@ def _idx_download(class_name: str) -> Callable[[Path], None]:
             failures = []
             for mirror in cls.mirrors:
                 try:
-                    download_url(
-                        f"{mirror}{filename}", root=str(folder), filename=filename, md5=md5
-                    )
+                    download_url(f"{mirror}{filename}", root=str(folder), filename=filename, md5=md5)
                     break
                 except (OSError, RuntimeError) as exc:
                     failures.append(f"{mirror}{filename}: {exc}")
@@ -139,9 +137,7 @@ SOURCES: dict[str, SourceSpec] = {
 }
 
 
-def _idx_parts(
-    name: str, class_names: list[str], preset: str, root, download: bool
-) -> DatasetParts:
+def _idx_parts(name: str, class_names: list[str], preset: str, root, download: bool) -> DatasetParts:
     spec = SOURCES[name]
     folder = find_source(spec, root=root, download=download)
     files = [resolve_file(folder, stem, spec.suffixes) for stem in spec.files]
@@ -183,9 +179,7 @@ def _cifar_parts(name: str, labels: str, root, download: bool) -> DatasetParts:
     train = read_cifar(folder, split="train", labels=labels)
     test = read_cifar(folder, split="test", labels=labels)
     return DatasetParts(
-        train=ImageTensorDataset(
-            train.images, train.targets, train.class_names, source=train.source
-        ),
+        train=ImageTensorDataset(train.images, train.targets, train.class_names, source=train.source),
         test=ImageTensorDataset(test.images, test.targets, test.class_names, source=test.source),
         class_names=train.class_names,
         default_preset="cifar",
@@ -200,12 +194,8 @@ def cifar10(*, root: str | Path | None = None, download: bool = True) -> Dataset
 
 
 @register_dataset("cifar100")
-def cifar100(
-    *, root: str | Path | None = None, download: bool = True, labels: str = "fine"
-) -> DatasetParts:
+def cifar100(*, root: str | Path | None = None, download: bool = True, labels: str = "fine") -> DatasetParts:
     """CIFAR-100: 50,000 / 10,000 32x32 RGB images; ``labels="fine"`` (100) or ``"coarse"`` (20)."""
     if labels not in ("fine", "coarse"):
-        raise ConfigError(
-            f"cifar100 labels={labels!r}: expected 'fine' (100 classes) or 'coarse' (20)."
-        )
+        raise ConfigError(f"cifar100 labels={labels!r}: expected 'fine' (100 classes) or 'coarse' (20).")
     return _cifar_parts("cifar100", labels, root, download)

@@ -110,9 +110,7 @@ def _batch(path: Path, label_key: bytes, num_classes: int) -> tuple[torch.Tensor
         )
     labels = np.asarray(batch[label_key], dtype=np.int64)
     if labels.shape != (data.shape[0],):
-        raise DataError(
-            f"{path} holds {data.shape[0]} images but {labels.size} labels; the file is corrupt."
-        )
+        raise DataError(f"{path} holds {data.shape[0]} images but {labels.size} labels; the file is corrupt.")
     if labels.size and (labels.min() < 0 or labels.max() >= num_classes):
         bad = int(labels.min() if labels.min() < 0 else labels.max())
         raise DataError(f"{path}: label {bad} is outside [0, {num_classes}); the file is corrupt.")

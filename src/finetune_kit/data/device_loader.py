@@ -137,9 +137,7 @@ class DeviceLoader:
         )
         return indices, params.take(self._positions).to(self.device)
 
-    def iter_epoch(
-        self, epoch: int, start_batch: int = 0
-    ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    def iter_epoch(self, epoch: int, start_batch: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """Yield the batches of ``epoch`` from batch ``start_batch`` on.
 
         Args:

@@ -54,9 +54,7 @@ def _read_bytes(path: Path) -> bytes:
     except FileNotFoundError as exc:
         raise DataError(f"IDX file {path} does not exist.") from exc
     except (gzip.BadGzipFile, EOFError, zlib.error) as exc:
-        raise DataError(
-            f"{path}: the gzip stream is corrupt or truncated ({exc}). {_REDOWNLOAD}"
-        ) from exc
+        raise DataError(f"{path}: the gzip stream is corrupt or truncated ({exc}). {_REDOWNLOAD}") from exc
     except OSError as exc:
         raise DataError(f"Cannot read IDX file {path}: {exc}.") from exc
 
@@ -93,9 +91,7 @@ def read_idx(path: str | Path) -> torch.Tensor:
     ndim = raw[3]
     header = 4 + 4 * ndim
     if ndim == 0 or len(raw) < header:
-        raise DataError(
-            f"{path}: IDX header is truncated or declares {ndim} dimensions. {_REDOWNLOAD}"
-        )
+        raise DataError(f"{path}: IDX header is truncated or declares {ndim} dimensions. {_REDOWNLOAD}")
     dims = [int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim)]
     itemsize = np.dtype(np_dtype).itemsize
     expected = math.prod(dims) * itemsize
@@ -107,9 +103,7 @@ def read_idx(path: str | Path) -> torch.Tensor:
             f"data) but the file holds {actual}. {_REDOWNLOAD}"
         )
     array = np.frombuffer(raw, dtype=np_dtype, count=math.prod(dims), offset=header)
-    return torch.from_numpy(array.astype(np_dtype.lstrip(">"), copy=True).reshape(dims)).to(
-        torch_dtype
-    )
+    return torch.from_numpy(array.astype(np_dtype.lstrip(">"), copy=True).reshape(dims)).to(torch_dtype)
 
 
 def read_idx_pair(
@@ -185,9 +179,7 @@ def write_idx(path: str | Path, tensor: torch.Tensor) -> Path:
     path = Path(path)
     codes = {torch_dtype: (code, np_dtype) for code, (np_dtype, torch_dtype) in _IDX_TYPES.items()}
     if tensor.dtype not in codes:
-        raise DataError(
-            f"write_idx cannot store {tensor.dtype}; IDX holds {sorted(map(str, codes))}."
-        )
+        raise DataError(f"write_idx cannot store {tensor.dtype}; IDX holds {sorted(map(str, codes))}.")
     code, np_dtype = codes[tensor.dtype]
     header = bytes([0, 0, code, tensor.ndim]) + b"".join(d.to_bytes(4, "big") for d in tensor.shape)
     payload = header + tensor.contiguous().numpy().astype(np_dtype).tobytes()

@@ -84,9 +84,7 @@ def _images_in(folder: Path) -> tuple[list[Path], list[Path]]:
     return files, skipped
 
 
-def scan_class_folders(
-    folder: Path, class_names: list[str] | None = None
-) -> tuple[list[str], _Scan]:
+def scan_class_folders(folder: Path, class_names: list[str] | None = None) -> tuple[list[str], _Scan]:
     """List the images of ``folder/<class>/**`` with their labels.
 
     Args:
@@ -128,9 +126,7 @@ def scan_class_folders(
         found, other = _images_in(d)
         skipped += other
         if not found:
-            raise DataError(
-                f"Class folder {d} holds no PNG or JPEG images. Add images to it or remove it."
-            )
+            raise DataError(f"Class folder {d} holds no PNG or JPEG images. Add images to it or remove it.")
         files += found
         targets += [names.index(d.name)] * len(found)
     if skipped:
@@ -271,9 +267,7 @@ def image_folder(
         raise DataError(f"Image folder {folder} does not exist or is not a folder.")
     names, scans = _scans(folder)
     workers = num_workers or min(8, os.cpu_count() or 1)
-    tensors = _load(
-        list(scans.values()), channels, _size(image_size), cache=cache, num_workers=workers
-    )
+    tensors = _load(list(scans.values()), channels, _size(image_size), cache=cache, num_workers=workers)
     made = {
         key: ImageTensorDataset(images, torch.tensor(scan.targets), names, source=str(scan.folder))
         for (key, scan), images in zip(scans.items(), tensors, strict=True)

@@ -130,9 +130,7 @@ def _choose(
     blocker = _device_blocker(bundle, custom)
     if loader == "device":
         if blocker:
-            raise ConfigError(
-                f"loader='device' is impossible here: {blocker}. Use loader='dataloader'."
-            )
+            raise ConfigError(f"loader='device' is impossible here: {blocker}. Use loader='dataloader'.")
         return "device", f"device: forced by loader='device' ({device})"
     if blocker:
         return "dataloader", f"dataloader: {blocker}"
@@ -199,9 +197,7 @@ def _torch_loaders(
     evals = tuple(
         None
         if split is None
-        else TorchLoader(
-            split, batch_size=eval_bs, transform=eval_tf, num_workers=num_workers, **common
-        )
+        else TorchLoader(split, batch_size=eval_bs, transform=eval_tf, num_workers=num_workers, **common)
         for split in (bundle.val, bundle.test)
     )
     return (train, *evals)
@@ -264,12 +260,8 @@ def make_loaders(
         >>> loaders.val is None, loaders.kind, loaders.reason
         (True, 'dataloader', "dataloader: forced by loader='dataloader'")
     """
-    if eval_batch_size is not None and (
-        not isinstance(eval_batch_size, int) or eval_batch_size < 1
-    ):
-        raise ConfigError(
-            f"eval_batch_size={eval_batch_size!r} must be a positive integer or None."
-        )
+    if eval_batch_size is not None and (not isinstance(eval_batch_size, int) or eval_batch_size < 1):
+        raise ConfigError(f"eval_batch_size={eval_batch_size!r} must be a positive integer or None.")
     device = torch.device(device)
     custom = train_transform is not None or eval_transform is not None
     kind, reason = _choose(bundle, loader, device, memory_budget_bytes, custom)
@@ -289,9 +281,7 @@ def make_loaders(
     else:
         preset = bundle.preset
         train_tf = train_transform or (
-            preset.train_transform(bundle.image_size)
-            if augment
-            else preset.eval_transform(bundle.image_size)
+            preset.train_transform(bundle.image_size) if augment else preset.eval_transform(bundle.image_size)
         )
         eval_tf = eval_transform or preset.eval_transform(bundle.image_size)
         made = _torch_loaders(

@@ -64,8 +64,10 @@ def soft_targets(y: Tensor, num_classes: int, label_smoothing: float = 0.0) -> T
     elif y.ndim == 2 and y.shape[1] == num_classes:
         probs = y.float()
     else:
-        raise ShapeError(f"targets must be classes (N,) or probabilities (N, {num_classes}); "
-                         f"got {y.dtype} {tuple(y.shape)}.")
+        raise ShapeError(
+            f"targets must be classes (N,) or probabilities (N, {num_classes}); "
+            f"got {y.dtype} {tuple(y.shape)}."
+        )
     return probs * (1.0 - label_smoothing) + label_smoothing / num_classes
 
 
@@ -76,9 +78,16 @@ def _check(x: Tensor, alpha: float) -> None:
         raise ConfigError(f"alpha must be > 0; got {alpha}.")
 
 
-def mixup(x: Tensor, y: Tensor, alpha: float, num_classes: int,
-          generator: torch.Generator | None = None, *, label_smoothing: float = 0.0,
-          lam: float | None = None) -> tuple[Tensor, Tensor]:
+def mixup(
+    x: Tensor,
+    y: Tensor,
+    alpha: float,
+    num_classes: int,
+    generator: torch.Generator | None = None,
+    *,
+    label_smoothing: float = 0.0,
+    lam: float | None = None,
+) -> tuple[Tensor, Tensor]:
     """Mixup (Zhang et al., 2018): ``lam * x + (1 - lam) * x.flip(0)``, targets likewise.
 
     Args:
@@ -110,8 +119,7 @@ def mixup(x: Tensor, y: Tensor, alpha: float, num_classes: int,
     return mixed, y_soft * lam + y_soft.flip(0) * (1.0 - lam)
 
 
-def cutmix_box(height: int, width: int, lam: float,
-               rng: np.random.Generator) -> tuple[int, int, int, int]:
+def cutmix_box(height: int, width: int, lam: float, rng: np.random.Generator) -> tuple[int, int, int, int]:
     """A box covering about ``1 - lam`` of the image, centred uniformly (clipped at edges).
 
     Returns:
@@ -129,9 +137,16 @@ def cutmix_box(height: int, width: int, lam: float,
     return int(top), int(bottom), int(left), int(right)
 
 
-def cutmix(x: Tensor, y: Tensor, alpha: float, num_classes: int,
-           generator: torch.Generator | None = None, *, label_smoothing: float = 0.0,
-           lam: float | None = None) -> tuple[Tensor, Tensor]:
+def cutmix(
+    x: Tensor,
+    y: Tensor,
+    alpha: float,
+    num_classes: int,
+    generator: torch.Generator | None = None,
+    *,
+    label_smoothing: float = 0.0,
+    lam: float | None = None,
+) -> tuple[Tensor, Tensor]:
     """CutMix (Yun et al., 2019): paste a box of ``x.flip(0)`` into ``x``.
 
     The target weight is corrected to the box's real area (it is clipped at the borders):
@@ -200,9 +215,17 @@ class MixupCutmix:
         ((8, 10), 8.0)
     """
 
-    def __init__(self, mixup_alpha: float = 0.8, cutmix_alpha: float = 1.0, prob: float = 1.0,
-                 switch_prob: float = 0.5, label_smoothing: float = 0.1, *, num_classes: int,
-                 generator: torch.Generator | None = None) -> None:
+    def __init__(
+        self,
+        mixup_alpha: float = 0.8,
+        cutmix_alpha: float = 1.0,
+        prob: float = 1.0,
+        switch_prob: float = 0.5,
+        label_smoothing: float = 0.1,
+        *,
+        num_classes: int,
+        generator: torch.Generator | None = None,
+    ) -> None:
         if mixup_alpha < 0 or cutmix_alpha < 0:
             raise ConfigError("mixup_alpha and cutmix_alpha must be >= 0.")
         if not (0.0 <= prob <= 1.0 and 0.0 <= switch_prob <= 1.0):
@@ -218,15 +241,17 @@ class MixupCutmix:
         enabled = self.mixup_alpha > 0 or self.cutmix_alpha > 0
         if not enabled or rng.random() >= self.prob:
             return x, soft_targets(y, self.num_classes, self.label_smoothing)
-        use_cutmix = self.cutmix_alpha > 0 and (
-            self.mixup_alpha == 0 or rng.random() < self.switch_prob)
+        use_cutmix = self.cutmix_alpha > 0 and (self.mixup_alpha == 0 or rng.random() < self.switch_prob)
         alpha = self.cutmix_alpha if use_cutmix else self.mixup_alpha
         lam = float(rng.beta(alpha, alpha))
         op = cutmix if use_cutmix else mixup
-        return op(x, y, alpha, self.num_classes, self.generator,
-                  label_smoothing=self.label_smoothing, lam=lam)
+        return op(
+            x, y, alpha, self.num_classes, self.generator, label_smoothing=self.label_smoothing, lam=lam
+        )
 
     def __repr__(self) -> str:
-        return (f"MixupCutmix(mixup_alpha={self.mixup_alpha}, cutmix_alpha={self.cutmix_alpha}, "
-                f"prob={self.prob}, switch_prob={self.switch_prob}, "
-                f"label_smoothing={self.label_smoothing}, num_classes={self.num_classes})")
+        return (
+            f"MixupCutmix(mixup_alpha={self.mixup_alpha}, cutmix_alpha={self.cutmix_alpha}, "
+            f"prob={self.prob}, switch_prob={self.switch_prob}, "
+            f"label_smoothing={self.label_smoothing}, num_classes={self.num_classes})"
+        )

@@ -103,9 +103,7 @@ class Preset:
             return max(1, min(image_size) // 8)
         return self.crop_padding
 
-    def train_transform(
-        self, image_size: tuple[int, int]
-    ) -> Callable[[torch.Tensor], torch.Tensor] | None:
+    def train_transform(self, image_size: tuple[int, int]) -> Callable[[torch.Tensor], torch.Tensor] | None:
         """Per-sample torchvision transforms (uint8 ``(C, H, W)`` in and out) for training, or
         None when there is nothing to do per sample."""
         ops: list[Any] = []
@@ -119,9 +117,7 @@ class Preset:
             ops += [v2.Resize(self.resize, antialias=True), v2.CenterCrop(self.resize)]
         return v2.Compose(ops) if ops else None
 
-    def eval_transform(
-        self, image_size: tuple[int, int]
-    ) -> Callable[[torch.Tensor], torch.Tensor] | None:
+    def eval_transform(self, image_size: tuple[int, int]) -> Callable[[torch.Tensor], torch.Tensor] | None:
         """Per-sample torchvision transforms (uint8 in and out) for evaluation, or None."""
         if not self.resize:
             return None

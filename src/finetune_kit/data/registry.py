@@ -62,7 +62,8 @@ DatasetBuilder = Callable[..., DatasetParts]
 # Arguments create_datasets passes to every builder that takes them; the rest are its options.
 _COMMON = ("root", "download", "seed", "channels")
 DATASETS: Registry[DatasetBuilder] = Registry(
-    "dataset", options=lambda builder: accepted_options(builder, reserved=_COMMON))
+    "dataset", options=lambda builder: accepted_options(builder, reserved=_COMMON)
+)
 
 
 def register_dataset(name: str, builder: DatasetBuilder | None = None, *, override: bool = False):
@@ -111,7 +112,6 @@ def list_datasets(pattern: str = "*") -> list[str]:
         ['fashion_mnist', 'mnist']
     """
     return DATASETS.list(pattern)
-
 
 
 def _call_builder(name: str, builder: DatasetBuilder, **kwargs: Any) -> DatasetParts:
@@ -300,8 +300,9 @@ def create_datasets(
     )
 
 
-def adapt_to_weights(bundle: DataBundle, weights_meta: Mapping[str, Any] | None, *,
-                     preset: str | Preset = "auto") -> DataBundle:
+def adapt_to_weights(
+    bundle: DataBundle, weights_meta: Mapping[str, Any] | None, *, preset: str | Preset = "auto"
+) -> DataBundle:
     """Re-choose the preset and normalisation of ``bundle`` for a model's pretrained weights.
 
     The datasets are built before the model (the model needs the number of classes), so an
@@ -323,10 +324,19 @@ def adapt_to_weights(bundle: DataBundle, weights_meta: Mapping[str, Any] | None,
     """
     if preset != "auto" or not weights_meta:
         return bundle
-    chosen = resolve_preset("auto", weights_meta=weights_meta, default=bundle.preset.name,
-                            in_channels=bundle.in_channels, image_size=bundle.image_size)
+    chosen = resolve_preset(
+        "auto",
+        weights_meta=weights_meta,
+        default=bundle.preset.name,
+        in_channels=bundle.in_channels,
+        image_size=bundle.image_size,
+    )
     if chosen.name == bundle.preset.name:
         return bundle
-    mean, std = normalization_stats(chosen, dataset_stats=(bundle.dataset_mean, bundle.dataset_std),
-                                    weights_meta=weights_meta, in_channels=bundle.in_channels)
+    mean, std = normalization_stats(
+        chosen,
+        dataset_stats=(bundle.dataset_mean, bundle.dataset_std),
+        weights_meta=weights_meta,
+        in_channels=bundle.in_channels,
+    )
     return dataclasses.replace(bundle, preset=chosen, mean=mean, std=std)

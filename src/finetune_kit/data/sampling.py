@@ -83,9 +83,7 @@ def epoch_order(n: int, *, shuffle: bool, seed: int, epoch: int) -> torch.Tensor
     return torch.randperm(n, generator=make_generator("order", seed, epoch), dtype=torch.int64)
 
 
-def rank_positions(
-    n: int, *, rank: int = 0, world_size: int = 1, mode: ShardMode = "pad"
-) -> torch.Tensor:
+def rank_positions(n: int, *, rank: int = 0, world_size: int = 1, mode: ShardMode = "pad") -> torch.Tensor:
     """Which positions of the global epoch order one rank reads, in order.
 
     Rank ``r`` reads positions ``r, r + W, r + 2W, ...`` (as torch's ``DistributedSampler``), so

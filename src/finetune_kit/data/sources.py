@@ -136,9 +136,7 @@ def _missing(spec: SourceSpec, folder: Path) -> list[str]:
     return [stem for stem in spec.files if resolve_file(folder, stem, spec.suffixes) is None]
 
 
-def _check_folders(
-    spec: SourceSpec, label: str, folders: list[Path], search: _Search
-) -> Path | None:
+def _check_folders(spec: SourceSpec, label: str, folders: list[Path], search: _Search) -> Path | None:
     """Return the first folder holding every file; note why each other one failed."""
     for folder in folders:
         if not folder.is_dir():
@@ -221,10 +219,7 @@ def find_source(spec: SourceSpec, *, root: str | Path | None, download: bool) ->
         search.note(f"${ENV_DATA}", "not set")
     steps.append(("cache", _below(cache_dir(), spec, allow_bare=False)))
     system = [
-        d / n / layout
-        for d in system_data_dirs()
-        for n in spec.system_names
-        for layout in spec.layouts
+        d / n / layout for d in system_data_dirs() for n in spec.system_names for layout in spec.layouts
     ]
     steps.append(("system", system))
     for label, folders in steps:

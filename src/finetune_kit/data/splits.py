@@ -173,9 +173,7 @@ def load_split(
     try:
         record = json.loads(path.read_text())
     except (OSError, ValueError) as exc:
-        raise DataError(
-            f"Cannot read split file {path}: {exc}. Delete it to recompute the split."
-        ) from exc
+        raise DataError(f"Cannot read split file {path}: {exc}. Delete it to recompute the split.") from exc
     if not isinstance(record, dict):
         raise DataError(f"Split file {path} does not hold a JSON object.")
     checks = [("dataset", dataset), ("n_train_total", n_train_total), ("fingerprint", fingerprint)]

@@ -112,9 +112,7 @@ class ImageTensorDataset(Dataset):
 
 def _check_images(images: object, source: str) -> None:
     if not isinstance(images, torch.Tensor):
-        raise DataError(
-            f"Images from {source} must be a torch.Tensor, got {type(images).__name__}."
-        )
+        raise DataError(f"Images from {source} must be a torch.Tensor, got {type(images).__name__}.")
     if images.dtype != torch.uint8 or images.ndim != 4:
         raise DataError(
             f"Images from {source} must be a uint8 tensor of shape (N, C, H, W); got "
@@ -132,9 +130,7 @@ def _check_images(images: object, source: str) -> None:
 
 def _check_targets(targets: object, n: int, num_classes: int, source: str) -> torch.Tensor:
     if not isinstance(targets, torch.Tensor) or targets.ndim != 1:
-        shape = (
-            tuple(targets.shape) if isinstance(targets, torch.Tensor) else type(targets).__name__
-        )
+        shape = tuple(targets.shape) if isinstance(targets, torch.Tensor) else type(targets).__name__
         raise DataError(f"Labels from {source} must be a 1-D tensor; got {shape}.")
     if targets.dtype.is_floating_point or targets.dtype == torch.bool:
         raise DataError(f"Labels from {source} must be integers; got {targets.dtype}.")
@@ -188,6 +184,4 @@ def convert_channels(dataset: ImageTensorDataset, channels: int) -> ImageTensorD
         weights = torch.tensor([0.299, 0.587, 0.114], dtype=torch.float32).view(1, 3, 1, 1)
         luma = (images.to(torch.float32) * weights).sum(dim=1, keepdim=True)
         converted = luma.round_().clamp_(0, 255).to(torch.uint8)
-    return ImageTensorDataset(
-        converted, dataset.targets, dataset.class_names, source=dataset.source
-    )
+    return ImageTensorDataset(converted, dataset.targets, dataset.class_names, source=dataset.source)

@@ -131,14 +131,15 @@ def tensors(
             )
     for what, (x, _) in splits.items():
         if len(x) == 0:
-            raise DataError(f"The {what} tensors hold no images; give at least one image per split "
-                            "(or test=None for no test set).")
+            raise DataError(
+                f"The {what} tensors hold no images; give at least one image per split "
+                "(or test=None for no test set)."
+            )
     if class_names is None:
         top = max(int(y.max()) for _, y in splits.values())
         class_names = [str(i) for i in range(top + 1)]
     made = {
-        k: ImageTensorDataset(x, y, class_names, source=f"the {k} tensors")
-        for k, (x, y) in splits.items()
+        k: ImageTensorDataset(x, y, class_names, source=f"the {k} tensors") for k, (x, y) in splits.items()
     }
     return DatasetParts(
         train=made["train"], test=made.get("test"), class_names=list(class_names), source="tensors"
@@ -192,14 +193,8 @@ def fake(
         )
     generator = make_generator("fake", seed)
     coarse = torch.rand((num_classes, in_channels, 4, 4), generator=generator) * 255
-    prototypes = torch.nn.functional.interpolate(
-        coarse, size=(h, w), mode="bilinear", align_corners=False
-    )
+    prototypes = torch.nn.functional.interpolate(coarse, size=(h, w), mode="bilinear", align_corners=False)
     names = [f"fake_{i}" for i in range(num_classes)]
-    train = ImageTensorDataset(
-        *_fake_split(train_size, prototypes, generator), names, source="fake (train)"
-    )
-    test = ImageTensorDataset(
-        *_fake_split(test_size, prototypes, generator), names, source="fake (test)"
-    )
+    train = ImageTensorDataset(*_fake_split(train_size, prototypes, generator), names, source="fake (train)")
+    test = ImageTensorDataset(*_fake_split(test_size, prototypes, generator), names, source="fake (test)")
     return DatasetParts(train=train, test=test, class_names=names, source="fake random data")

@@ -90,9 +90,7 @@ class _EpochBatchSampler(Sampler):
         order = epoch_order(self.n, shuffle=self.shuffle, seed=self.seed, epoch=self.epoch)
         indices = order[self.positions % self.n].tolist()
         for b in range(self.start_batch, len(self)):
-            yield [
-                (self.epoch, i) for i in indices[b * self.batch_size : (b + 1) * self.batch_size]
-            ]
+            yield [(self.epoch, i) for i in indices[b * self.batch_size : (b + 1) * self.batch_size]]
 
 
 def _seed_worker(worker_id: int) -> None:
@@ -197,9 +195,7 @@ class TorchLoader:
         fmt = torch.channels_last if self.channels_last else torch.contiguous_format
         return x.contiguous(memory_format=fmt)
 
-    def iter_epoch(
-        self, epoch: int, start_batch: int = 0
-    ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    def iter_epoch(self, epoch: int, start_batch: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """Yield the batches of ``epoch`` from batch ``start_batch`` on.
 
         Args:

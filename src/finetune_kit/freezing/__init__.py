@@ -12,10 +12,11 @@ Example:
 from __future__ import annotations
 
 from finetune_kit.freezing import peft as _peft  # noqa: F401  (registers the lora and bitfit strategies)
+from finetune_kit.freezing import strategies as _strategies  # noqa: F401  (registers the built-ins)
 from finetune_kit.freezing.bn_policy import BN_POLICIES, apply_bn_policy
 from finetune_kit.freezing.peft import add_lora, merge_lora, unmerge_lora
 from finetune_kit.freezing.plan import FreezePlan, apply_strategy, plan_from_state
-from finetune_kit.freezing.strategies import (
+from finetune_kit.freezing.registry import (
     STRATEGIES,
     Strategy,
     create_strategy,

@@ -178,12 +178,16 @@ def batchnorm_affine_names(model: nn.Module) -> set[str]:
         >>> sorted(batchnorm_affine_names(nn.Sequential(nn.Linear(2, 2), nn.BatchNorm1d(2))))
         ['1.bias', '1.weight']
     """
-    return {f"{m}.{p}" if m else p for m, bn in batchnorm_layers(model)
-            for p, _ in bn.named_parameters(recurse=False)}
+    return {
+        f"{m}.{p}" if m else p
+        for m, bn in batchnorm_layers(model)
+        for p, _ in bn.named_parameters(recurse=False)
+    }
 
 
-def apply_bn_policy(model: nn.Module, policy: str, trainable: Collection[str],
-                    stage_trains: Callable[[str], bool]) -> dict[str, str]:
+def apply_bn_policy(
+    model: nn.Module, policy: str, trainable: Collection[str], stage_trains: Callable[[str], bool]
+) -> dict[str, str]:
     """Put every BatchNorm layer of ``model`` in the mode the policy gives it.
 
     Args:

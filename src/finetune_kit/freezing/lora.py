@@ -149,8 +149,7 @@ class LoRALinear(LoRALayer):
         (torch.Size([2, 6]), torch.Size([3, 2]), 2.0)
     """
 
-    def __init__(self, base: nn.Linear, *, rank: int = 4, alpha: float = 8.0,
-                 seed: int | None = 0) -> None:
+    def __init__(self, base: nn.Linear, *, rank: int = 4, alpha: float = 8.0, seed: int | None = 0) -> None:
         super().__init__()
         rank, alpha = check_lora_options(rank, alpha)
         factory = {"device": base.weight.device, "dtype": base.weight.dtype}
@@ -182,8 +181,7 @@ class LoRAConv2d(LoRALayer):
         (torch.Size([2, 3, 3, 3]), torch.Size([8, 2, 1, 1]))
     """
 
-    def __init__(self, base: nn.Conv2d, *, rank: int = 4, alpha: float = 8.0,
-                 seed: int | None = 0) -> None:
+    def __init__(self, base: nn.Conv2d, *, rank: int = 4, alpha: float = 8.0, seed: int | None = 0) -> None:
         super().__init__()
         rank, alpha = check_lora_options(rank, alpha)
         if base.groups != 1:
@@ -193,9 +191,17 @@ class LoRAConv2d(LoRALayer):
             )
         factory = {"device": base.weight.device, "dtype": base.weight.dtype}
         self.base = base
-        self.lora_a = nn.Conv2d(base.in_channels, rank, base.kernel_size, stride=base.stride,
-                                padding=base.padding, dilation=base.dilation, bias=False,
-                                padding_mode=base.padding_mode, **factory)
+        self.lora_a = nn.Conv2d(
+            base.in_channels,
+            rank,
+            base.kernel_size,
+            stride=base.stride,
+            padding=base.padding,
+            dilation=base.dilation,
+            bias=False,
+            padding_mode=base.padding_mode,
+            **factory,
+        )
         self.lora_b = nn.Conv2d(rank, base.out_channels, 1, bias=False, **factory)
         self._init_lora(rank, alpha, seed)
 
@@ -234,6 +240,4 @@ def lora_param_names(model: nn.Module) -> list[str]:
         >>> lora_param_names(nn.Sequential(LoRALinear(nn.Linear(2, 2))))
         ['0.lora_a.weight', '0.lora_b.weight']
     """
-    return [n for n, _ in model.named_parameters()
-            if n.endswith((".lora_a.weight", ".lora_b.weight"))]
-
+    return [n for n, _ in model.named_parameters() if n.endswith((".lora_a.weight", ".lora_b.weight"))]

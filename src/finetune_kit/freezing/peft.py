@@ -46,7 +46,7 @@ from finetune_kit.freezing.lora import (
     lora_layers,
     lora_param_names,
 )
-from finetune_kit.freezing.strategies import Strategy, register_strategy
+from finetune_kit.freezing.registry import Strategy, register_strategy
 from finetune_kit.registry import did_you_mean
 
 if TYPE_CHECKING:
@@ -84,8 +84,7 @@ def _candidates(model: nn.Module, exclude: Sequence[str]) -> list[tuple[str, nn.
     return out
 
 
-def _select_targets(model: nn.Module, targets: str | Iterable[str],
-                    exclude: Sequence[str]) -> list[str]:
+def _select_targets(model: nn.Module, targets: str | Iterable[str], exclude: Sequence[str]) -> list[str]:
     """Resolve target keywords and patterns to qualified module names, in model order."""
     items = [targets] if isinstance(targets, str) else list(targets)
     if not items:
@@ -95,8 +94,7 @@ def _select_targets(model: nn.Module, targets: str | Iterable[str],
     for item in items:
         if item in TARGET_KINDS:
             kind = TARGET_KINDS[item]
-            chosen.update(n for n, m in candidates
-                          if isinstance(m, kind) and getattr(m, "groups", 1) == 1)
+            chosen.update(n for n, m in candidates if isinstance(m, kind) and getattr(m, "groups", 1) == 1)
             continue
         hits = [(n, m) for n, m in candidates if fnmatch.fnmatchcase(n, item)]
         if not hits:
@@ -108,8 +106,10 @@ def _select_targets(model: nn.Module, targets: str | Iterable[str],
             )
         for name, module in hits:
             if isinstance(module, nn.Conv2d) and module.groups != 1:
-                raise ConfigError(f"LoRA target {name!r} is a grouped convolution (groups="
-                                  f"{module.groups}); LoRA takes ungrouped ones only.")
+                raise ConfigError(
+                    f"LoRA target {name!r} is a grouped convolution (groups="
+                    f"{module.groups}); LoRA takes ungrouped ones only."
+                )
         chosen.update(n for n, _ in hits)
     return [n for n, _ in candidates if n in chosen]
 
@@ -119,9 +119,15 @@ def _set_submodule(model: nn.Module, name: str, module: nn.Module) -> None:
     setattr(model.get_submodule(parent_name), leaf, module)
 
 
-def add_lora(model: nn.Module, *, rank: int = 4, alpha: float = 8.0,
-             targets: str | Iterable[str] = ("conv", "linear"), exclude: Sequence[str] = (),
-             seed: int | None = 0) -> list[str]:
+def add_lora(
+    model: nn.Module,
+    *,
+    rank: int = 4,
+    alpha: float = 8.0,
+    targets: str | Iterable[str] = ("conv", "linear"),
+    exclude: Sequence[str] = (),
+    seed: int | None = 0,
+) -> list[str]:
     """Wrap the targeted ``Conv2d`` / ``Linear`` layers of ``model`` in LoRA layers, in place.
 
     Layers that are already wrapped are left as they are, so calling this twice is harmless.
@@ -153,8 +159,10 @@ def add_lora(model: nn.Module, *, rank: int = 4, alpha: float = 8.0,
     names = _select_targets(model, targets, exclude)
     for i, name in enumerate(names):
         if name == "":
-            raise ConfigError("add_lora adapts the layers inside a model; wrap a single layer "
-                              "with LoRALinear / LoRAConv2d directly.")
+            raise ConfigError(
+                "add_lora adapts the layers inside a model; wrap a single layer "
+                "with LoRALinear / LoRAConv2d directly."
+            )
         base = model.get_submodule(name)
         cls = LoRAConv2d if isinstance(base, nn.Conv2d) else LoRALinear
         layer_seed = None if seed is None else seed + i
@@ -299,21 +307,33 @@ class LoRA(Strategy):
 
     name = "lora"
 
-    def __init__(self, rank: int = 4, alpha: float = 8.0,
-                 targets: str | Sequence[str] = ("conv", "linear"), seed: int = 0) -> None:
+    def __init__(
+        self,
+        rank: int = 4,
+        alpha: float = 8.0,
+        targets: str | Sequence[str] = ("conv", "linear"),
+        seed: int = 0,
+    ) -> None:
         self.rank, self.alpha, self.seed = rank, alpha, seed
         self.targets = (targets,) if isinstance(targets, str) else tuple(targets)
 
     def prepare(self, model: nn.Module, stages: Sequence[Stage]) -> None:
-        add_lora(model, rank=self.rank, alpha=self.alpha, targets=self.targets,
-                 exclude=stages[-1].module_names, seed=self.seed)
+        add_lora(
+            model,
+            rank=self.rank,
+            alpha=self.alpha,
+            targets=self.targets,
+            exclude=stages[-1].module_names,
+            seed=self.seed,
+        )
         if not lora_layers(model):
-            raise ConfigError(f"LoRA targets {list(self.targets)} match no Conv2d or Linear "
-                              "layer outside the head; there is nothing to adapt.")
+            raise ConfigError(
+                f"LoRA targets {list(self.targets)} match no Conv2d or Linear "
+                "layer outside the head; there is nothing to adapt."
+            )
 
     def trainable(self, model: nn.Module, stages: Sequence[Stage], level: int) -> set[str]:
         return set(lora_param_names(model)) | set(stages[-1].params)
 
     def options(self) -> dict[str, Any]:
-        return {"rank": self.rank, "alpha": self.alpha, "targets": list(self.targets),
-                "seed": self.seed}
+        return {"rank": self.rank, "alpha": self.alpha, "targets": list(self.targets), "seed": self.seed}

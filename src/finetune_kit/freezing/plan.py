@@ -39,8 +39,9 @@ from torch import nn
 
 from finetune_kit.errors import CheckpointError, ConfigError
 from finetune_kit.freezing import peft as _peft  # noqa: F401  (registers the lora and bitfit strategies)
+from finetune_kit.freezing import strategies as _strategies  # noqa: F401  (registers the built-ins)
 from finetune_kit.freezing.bn_policy import apply_bn_policy, batchnorm_affine_names, check_bn_policy
-from finetune_kit.freezing.strategies import (
+from finetune_kit.freezing.registry import (
     STRATEGIES,
     Strategy,
     create_strategy,
@@ -70,8 +71,6 @@ def _plain(value: Any) -> Any:
     if isinstance(value, dict):
         return {k: _plain(v) for k, v in value.items()}
     return value
-
-
 
 
 class FreezePlan:
@@ -127,11 +126,15 @@ class FreezePlan:
         params = dict(self.model.named_parameters())
         unknown = sorted(names - set(params))
         if unknown:
-            raise ConfigError(f"Strategy {self.strategy.describe()} names parameters the model "
-                              f"does not have: {unknown[:5]}.")
+            raise ConfigError(
+                f"Strategy {self.strategy.describe()} names parameters the model "
+                f"does not have: {unknown[:5]}."
+            )
         if not names:
-            raise ConfigError(f"Strategy {self.strategy.describe()} with bn_policy="
-                              f"{self.bn_policy!r} leaves no parameter trainable.")
+            raise ConfigError(
+                f"Strategy {self.strategy.describe()} with bn_policy="
+                f"{self.bn_policy!r} leaves no parameter trainable."
+            )
         for name, param in params.items():
             param.requires_grad_(name in names)
         self._trainable = set(names)
@@ -142,8 +145,7 @@ class FreezePlan:
             index = stage_of(name, stages)
             return index < 0 or any(n in self._trainable for n in stages[index].params)
 
-        self._bn_modes = apply_bn_policy(self.model, self.bn_policy, self._trainable,
-                                         stage_trains)
+        self._bn_modes = apply_bn_policy(self.model, self.bn_policy, self._trainable, stage_trains)
 
     def trainable_names(self) -> list[str]:
         """Qualified names of the trainable parameters, in model order."""
@@ -159,20 +161,27 @@ class FreezePlan:
         mults = self.strategy.multipliers(stages)
         unknown = sorted(set(mults) - {s.name for s in stages})
         if unknown:
-            raise ConfigError(f"Strategy {self.strategy.describe()} sets LR multipliers of "
-                              f"unknown stages {unknown}.")
-        return {n: float(mults.get(stage.name, 1.0)) for stage in stages
-                for n in stage.params if n in self._trainable}
+            raise ConfigError(
+                f"Strategy {self.strategy.describe()} sets LR multipliers of unknown stages {unknown}."
+            )
+        return {
+            n: float(mults.get(stage.name, 1.0))
+            for stage in stages
+            for n in stage.params
+            if n in self._trainable
+        }
 
-    def param_groups(self, *, weight_decay: float, no_decay_norm_bias: bool = True
-                     ) -> list[dict[str, Any]]:
+    def param_groups(self, *, weight_decay: float, no_decay_norm_bias: bool = True) -> list[dict[str, Any]]:
         """Optimizer groups of the trainable parameters, with their LR multipliers.
 
         See :func:`finetune_kit.optim.param_groups` for the arguments.
         """
-        return param_groups(self.model, weight_decay=weight_decay,
-                            no_decay_norm_bias=no_decay_norm_bias,
-                            lr_multipliers=self.lr_multipliers())
+        return param_groups(
+            self.model,
+            weight_decay=weight_decay,
+            no_decay_norm_bias=no_decay_norm_bias,
+            lr_multipliers=self.lr_multipliers(),
+        )
 
     def on_epoch_start(self, model: nn.Module, epoch: int) -> list[str]:
         """Unfreeze what the schedule opens at ``epoch`` (0-based); idempotent.
@@ -189,8 +198,10 @@ class FreezePlan:
             ConfigError: ``model`` is not the plan's model.
         """
         if unwrap_model(model) is not self.model:
-            raise ConfigError("on_epoch_start got a different model from the one the plan was "
-                              "made for; apply the strategy to this model first.")
+            raise ConfigError(
+                "on_epoch_start got a different model from the one the plan was "
+                "made for; apply the strategy to this model first."
+            )
         level = self.strategy.level_at(int(epoch), self.stages())
         if level <= self.level:
             return []
@@ -201,9 +212,13 @@ class FreezePlan:
 
     def state_dict(self) -> dict[str, Any]:
         """The freezing state for checkpoints: strategy, options, policy, level, trainable names."""
-        return {"strategy": self.strategy.name, "options": _plain(self.strategy.options()),
-                "bn_policy": self.bn_policy, "level": self.level,
-                "trainable": self.trainable_names()}
+        return {
+            "strategy": self.strategy.name,
+            "options": _plain(self.strategy.options()),
+            "bn_policy": self.bn_policy,
+            "level": self.level,
+            "trainable": self.trainable_names(),
+        }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore a :meth:`state_dict`: re-apply ``requires_grad`` and the BatchNorm policy.
@@ -216,8 +231,7 @@ class FreezePlan:
             saved = (state["strategy"], _plain(state["options"]), state["bn_policy"])
             level, names = int(state["level"]), set(state["trainable"])
         except (KeyError, TypeError, ValueError) as err:
-            raise CheckpointError(f"The freezing state of the checkpoint is malformed ({err!r})."
-                                  ) from None
+            raise CheckpointError(f"The freezing state of the checkpoint is malformed ({err!r}).") from None
         ours = (self.strategy.name, _plain(self.strategy.options()), self.bn_policy)
         if saved != ours:
             raise CheckpointError(
@@ -227,8 +241,10 @@ class FreezePlan:
             )
         missing = sorted(names - {n for n, _ in self.model.named_parameters()})
         if missing:
-            raise CheckpointError(f"The checkpoint's freezing state names parameters this model "
-                                  f"lacks: {missing[:5]}. Resume with the same model and strategy.")
+            raise CheckpointError(
+                f"The checkpoint's freezing state names parameters this model "
+                f"lacks: {missing[:5]}. Resume with the same model and strategy."
+            )
         self.level = level
         self._set_trainable(names, self.stages())
 
@@ -240,18 +256,27 @@ class FreezePlan:
             trainable = [n for n in stage.params if n in self._trainable]
             modes = [m for name, m in self._bn_modes.items() if stage_of(name, stages) == i]
             batchnorm = ", ".join(dict.fromkeys(modes)) or "-"
-            rows.append(StageRow(stage.name, stage.num_params,
-                                 sum(stage.params[n].numel() for n in trainable), batchnorm,
-                                 tuple(sorted({mults[n] for n in trainable}))))
+            rows.append(
+                StageRow(
+                    stage.name,
+                    stage.num_params,
+                    sum(stage.params[n].numel() for n in trainable),
+                    batchnorm,
+                    tuple(sorted({mults[n] for n in trainable})),
+                )
+            )
         return TrainableSummary(self.strategy.describe(), self.bn_policy, tuple(rows))
 
     def __repr__(self) -> str:
-        return (f"FreezePlan({self.strategy.describe()}, bn_policy={self.bn_policy!r}, "
-                f"level={self.level}, trainable={len(self._trainable)} tensors)")
+        return (
+            f"FreezePlan({self.strategy.describe()}, bn_policy={self.bn_policy!r}, "
+            f"level={self.level}, trainable={len(self._trainable)} tensors)"
+        )
 
 
-def apply_strategy(model: nn.Module, name_or_strategy: str | Strategy = "full", *,
-                   bn_policy: str = "eval", **options: Any) -> FreezePlan:
+def apply_strategy(
+    model: nn.Module, name_or_strategy: str | Strategy = "full", *, bn_policy: str = "eval", **options: Any
+) -> FreezePlan:
     """Apply a freezing strategy to ``model`` (in place) and return its :class:`FreezePlan`.
 
     Args:
@@ -284,12 +309,16 @@ def apply_strategy(model: nn.Module, name_or_strategy: str | Strategy = "full", 
         strategy = create_strategy(name_or_strategy, **options)
     elif isinstance(name_or_strategy, Strategy):
         if options:
-            raise ConfigError(f"Options {sorted(options)} go to the strategy's constructor when "
-                              "a Strategy instance is given.")
+            raise ConfigError(
+                f"Options {sorted(options)} go to the strategy's constructor when "
+                "a Strategy instance is given."
+            )
         strategy = name_or_strategy
     else:
-        raise ConfigError(f"apply_strategy expects a strategy name ({', '.join(list_strategies())})"
-                          f" or a Strategy instance; got {type(name_or_strategy).__name__}.")
+        raise ConfigError(
+            f"apply_strategy expects a strategy name ({', '.join(list_strategies())})"
+            f" or a Strategy instance; got {type(name_or_strategy).__name__}."
+        )
     strategy.prepare(model, model_stages(model))
     plan = FreezePlan(model, strategy, bn_policy=bn_policy)
     plan.apply()

@@ -90,15 +90,19 @@ class TrainableSummary:
     def table(self) -> str:
         """The summary as a fixed-width text table with a total row."""
         header = ("stage", "params", "trainable", "BatchNorm", "lr mult")
-        body = [(r.stage, f"{r.params:,}", f"{r.trainable:,}", r.batchnorm, r.lr_text)
-                for r in self.rows]
+        body = [(r.stage, f"{r.params:,}", f"{r.trainable:,}", r.batchnorm, r.lr_text) for r in self.rows]
         total = ("total", f"{self.total_params:,}", f"{self.trainable_params:,}", "", "")
         lines = [header, *body, total]
         widths = [max(len(line[i]) for line in lines) for i in range(5)]
 
         def fmt(line: Sequence[str]) -> str:
-            cells = [line[0].ljust(widths[0]), line[1].rjust(widths[1]),
-                     line[2].rjust(widths[2]), line[3].ljust(widths[3]), line[4]]
+            cells = [
+                line[0].ljust(widths[0]),
+                line[1].rjust(widths[1]),
+                line[2].rjust(widths[2]),
+                line[3].ljust(widths[3]),
+                line[4],
+            ]
             return "  ".join(cells).rstrip()
 
         title = f"strategy: {self.strategy}   BatchNorm policy of frozen layers: {self.bn_policy}"
@@ -107,10 +111,20 @@ class TrainableSummary:
     def to_dict(self) -> dict[str, Any]:
         """Plain values for JSON: strategy, bn_policy, totals and one dict per stage."""
         return {
-            "strategy": self.strategy, "bn_policy": self.bn_policy,
-            "total_params": self.total_params, "trainable_params": self.trainable_params,
-            "stages": [{"stage": r.stage, "params": r.params, "trainable": r.trainable,
-                        "batchnorm": r.batchnorm, "lr_mult": list(r.lr_mult)} for r in self.rows],
+            "strategy": self.strategy,
+            "bn_policy": self.bn_policy,
+            "total_params": self.total_params,
+            "trainable_params": self.trainable_params,
+            "stages": [
+                {
+                    "stage": r.stage,
+                    "params": r.params,
+                    "trainable": r.trainable,
+                    "batchnorm": r.batchnorm,
+                    "lr_mult": list(r.lr_mult),
+                }
+                for r in self.rows
+            ],
         }
 
     def save(self, directory: str | Path) -> list[Path]:

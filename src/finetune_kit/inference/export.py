@@ -59,8 +59,10 @@ def _targets(path: Path, overwrite: bool) -> tuple[Path, Path]:
     if path.suffix == ".safetensors":
         weights, info = path, path.with_suffix(".json")
     elif path.is_file():
-        raise OutputDirError(f"Export path {path} is an existing file; pass a directory (it will "
-                             f"hold {WEIGHTS_FILE} and {INFO_FILE}) or a NAME.safetensors path.")
+        raise OutputDirError(
+            f"Export path {path} is an existing file; pass a directory (it will "
+            f"hold {WEIGHTS_FILE} and {INFO_FILE}) or a NAME.safetensors path."
+        )
     else:
         weights, info = path / WEIGHTS_FILE, path / INFO_FILE
     existing = [str(p) for p in (weights, info) if p.exists()]
@@ -72,13 +74,13 @@ def _targets(path: Path, overwrite: bool) -> tuple[Path, Path]:
     try:
         weights.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise OutputDirError(f"Cannot create {weights.parent}: {exc.strerror or exc}. Choose "
-                             "another path.") from None
+        raise OutputDirError(
+            f"Cannot create {weights.parent}: {exc.strerror or exc}. Choose another path."
+        ) from None
     return weights, info
 
 
-def export(source: str | Path, path: str | Path, *, use_ema: bool = True,
-           overwrite: bool = False) -> Path:
+def export(source: str | Path, path: str | Path, *, use_ema: bool = True, overwrite: bool = False) -> Path:
     """Write a checkpoint's final weights as safetensors plus a JSON description.
 
     Args:
@@ -133,20 +135,26 @@ def export(source: str | Path, path: str | Path, *, use_ema: bool = True,
         "weights": kind,
         "ema": ema,
         "class_names": list(meta["class_names"]),
-        "preprocessing": {key: meta[key] for key in
-                          ("in_channels", "image_size", "input_size", "mean", "std")}
+        "preprocessing": {
+            key: meta[key] for key in ("in_channels", "image_size", "input_size", "mean", "std")
+        }
         | {"steps": PREPROCESSING},
         "model_info": info,
         "data_meta": meta,
-        "source": {"checkpoint": str(ckpt_path), "epoch": position.get("epoch"),
-                   "global_step": position.get("global_step")},
+        "source": {
+            "checkpoint": str(ckpt_path),
+            "epoch": position.get("epoch"),
+            "global_step": position.get("global_step"),
+        },
     }
     text = json.dumps(document, indent=2) + "\n"
     try:
         atomic_write_bytes(weights_path, lambda handle: handle.write(blob))
         atomic_write_bytes(info_path, lambda handle: handle.write(text.encode("utf-8")))
     except OSError as exc:
-        raise OutputDirError(f"Could not write the export to {weights_path.parent}: "
-                             f"{exc.strerror or exc}. Free some disk space or choose another "
-                             "path.") from None
+        raise OutputDirError(
+            f"Could not write the export to {weights_path.parent}: "
+            f"{exc.strerror or exc}. Free some disk space or choose another "
+            "path."
+        ) from None
     return weights_path if Path(path).suffix == ".safetensors" else Path(path)

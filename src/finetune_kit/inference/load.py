@@ -67,23 +67,28 @@ class LoadedModel:
         return list(self.meta["class_names"])
 
 
-
 def _read_document(path: Path) -> dict[str, Any]:
     try:
         document = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise CheckpointError(f"Cannot read export description {path}: {exc}.") from None
     if not isinstance(document, dict) or document.get("format") != EXPORT_FORMAT:
-        raise CheckpointError(f"{path} is not a finetune_kit export (no \"format\": "
-                              f"\"{EXPORT_FORMAT}\"). Create exports with finetune_kit.export.")
+        raise CheckpointError(
+            f'{path} is not a finetune_kit export (no "format": '
+            f'"{EXPORT_FORMAT}"). Create exports with finetune_kit.export.'
+        )
     if int(document.get("format_version", 0)) > EXPORT_VERSION:
-        raise CheckpointError(f"{path} was written by a newer finetune_kit (export format "
-                              f"{document['format_version']}); upgrade finetune_kit to load it.")
+        raise CheckpointError(
+            f"{path} was written by a newer finetune_kit (export format "
+            f"{document['format_version']}); upgrade finetune_kit to load it."
+        )
     missing = [k for k in ("weights_file", "model_info", "data_meta") if k not in document]
     name = document.get("weights_file", "")
     if missing or not isinstance(name, str) or Path(name).name != name or not name:
-        raise CheckpointError(f"{path} is incomplete or malformed (missing or bad: "
-                              f"{missing or ['weights_file']}). Export the checkpoint again.")
+        raise CheckpointError(
+            f"{path} is incomplete or malformed (missing or bad: "
+            f"{missing or ['weights_file']}). Export the checkpoint again."
+        )
     return document
 
 
@@ -125,13 +130,16 @@ def _resolve_source(source: str | Path) -> tuple[str, Path]:
             "preprocessing are unknown. Load plain weights with create_model(..., weights=PATH)."
         )
     if not path.exists():
-        raise CheckpointError(f"Nothing to load at {path}: expected an export directory "
-                              f"({INFO_FILE} + {WEIGHTS_FILE}), a .ckpt file or a run directory.")
+        raise CheckpointError(
+            f"Nothing to load at {path}: expected an export directory "
+            f"({INFO_FILE} + {WEIGHTS_FILE}), a .ckpt file or a run directory."
+        )
     return "checkpoint", find_checkpoint(path)
 
 
-def load_model(source: str | Path, *, device: str | torch.device = "cpu",
-               use_ema: bool = True) -> LoadedModel:
+def load_model(
+    source: str | Path, *, device: str | torch.device = "cpu", use_ema: bool = True
+) -> LoadedModel:
     """Rebuild a trained model for inference from an export, a checkpoint or a run directory.
 
     The architecture is rebuilt with ``create_model(info["name"], **info["build_kwargs"])``
@@ -183,8 +191,12 @@ def load_model(source: str | Path, *, device: str | torch.device = "cpu",
         info, meta = stored_description(checkpoint, path)
         state, which, _ = checkpoint_weights(checkpoint, use_ema)
         model = build_model(info, state, checkpoint.get("freezing"), path)
-    update_model_info(model, class_names=list(meta["class_names"]), weights=str(path),
-                      mean=tuple(meta["mean"]), std=tuple(meta["std"]))
+    update_model_info(
+        model,
+        class_names=list(meta["class_names"]),
+        weights=str(path),
+        mean=tuple(meta["mean"]),
+        std=tuple(meta["std"]),
+    )
     model.to(target).eval()
-    return LoadedModel(model=model, meta=dict(meta), info=model_info(model), weights=which,
-                       source=path)
+    return LoadedModel(model=model, meta=dict(meta), info=model_info(model), weights=which, source=path)

@@ -106,8 +106,10 @@ class Predictions:
             ['b', 'c']
         """
         values, indices = self.probabilities.topk(self._k(k), dim=1)
-        return [[(self.class_names[int(i)], float(v)) for v, i in zip(vs, ids, strict=True)]
-                for vs, ids in zip(values, indices, strict=True)]
+        return [
+            [(self.class_names[int(i)], float(v)) for v, i in zip(vs, ids, strict=True)]
+            for vs, ids in zip(values, indices, strict=True)
+        ]
 
     def table(self, k: int | None = None) -> str:
         """A text table: one row per image, its ``k`` most probable classes with probabilities.
@@ -127,11 +129,15 @@ class Predictions:
         """
         top = self.top(k)
         header = ["image"] + [f"top-{i + 1}" for i in range(len(top[0]) if top else 0)]
-        rows = [[src] + [f"{name} ({p:.4f})" for name, p in classes]
-                for src, classes in zip(self.sources, top, strict=True)]
+        rows = [
+            [src] + [f"{name} ({p:.4f})" for name, p in classes]
+            for src, classes in zip(self.sources, top, strict=True)
+        ]
         widths = [max(len(r[c]) for r in [header, *rows]) for c in range(len(header))]
-        lines = ["  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)).rstrip()
-                 for r in [header, *rows]]
+        lines = [
+            "  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)).rstrip()
+            for r in [header, *rows]
+        ]
         return "\n".join(lines)
 
 
@@ -151,14 +157,17 @@ def _check_meta(meta: Mapping[str, Any] | None) -> dict[str, Any]:
         )
     missing = [key for key in META_KEYS if key not in meta]
     if missing:
-        raise ConfigError(f"meta lacks {missing}; pass the full DataBundle.meta() of the data "
-                          "the model was trained on.")
+        raise ConfigError(
+            f"meta lacks {missing}; pass the full DataBundle.meta() of the data the model was trained on."
+        )
     return dict(meta)
 
 
-def _resolve_model(model_or_path: nn.Module | LoadedModel | str | Path,
-                   meta: Mapping[str, Any] | None, device: str | torch.device | None
-                   ) -> tuple[nn.Module, dict[str, Any], torch.device]:
+def _resolve_model(
+    model_or_path: nn.Module | LoadedModel | str | Path,
+    meta: Mapping[str, Any] | None,
+    device: str | torch.device | None,
+) -> tuple[nn.Module, dict[str, Any], torch.device]:
     if isinstance(model_or_path, (str, Path)):
         model_or_path = load_model(model_or_path, device=device if device is not None else "cpu")
     if isinstance(model_or_path, LoadedModel):
@@ -166,14 +175,18 @@ def _resolve_model(model_or_path: nn.Module | LoadedModel | str | Path,
     elif isinstance(model_or_path, nn.Module):
         model = model_or_path
     else:
-        raise ConfigError(f"predict expects a model, a LoadedModel or a path to an export, "
-                          f"checkpoint or run directory; got {type(model_or_path).__name__}.")
+        raise ConfigError(
+            f"predict expects a model, a LoadedModel or a path to an export, "
+            f"checkpoint or run directory; got {type(model_or_path).__name__}."
+        )
     current = _model_device(model)
     wanted = current if device is None else resolve_device(str(device))
     if wanted != current:
-        raise DeviceError(f"The model is on {current} but device={str(device)!r} was asked for. "
-                          f"Pass device={str(current)!r}, or move the model with "
-                          f"model.to({str(wanted)!r}) first.")
+        raise DeviceError(
+            f"The model is on {current} but device={str(device)!r} was asked for. "
+            f"Pass device={str(current)!r}, or move the model with "
+            f"model.to({str(wanted)!r}) first."
+        )
     return model, _check_meta(meta), wanted
 
 
@@ -195,35 +208,46 @@ def _size(meta: Mapping[str, Any]) -> tuple[int, int]:
 def _fit(batch: torch.Tensor, meta: Mapping[str, Any], where: str) -> torch.Tensor:
     """Check a uint8 ``(N, C, H, W)`` batch's dtype and channels; resize to the stored size."""
     if batch.dtype != torch.uint8:
-        raise DataError(f"{where} holds {batch.dtype} images; predict expects uint8 in [0, 255]. "
-                        "Convert floats in [0, 1] with (x * 255).round().to(torch.uint8).")
+        raise DataError(
+            f"{where} holds {batch.dtype} images; predict expects uint8 in [0, 255]. "
+            "Convert floats in [0, 1] with (x * 255).round().to(torch.uint8)."
+        )
     channels = int(meta["in_channels"])
     if batch.shape[1] != channels:
-        raise ShapeError(f"{where} has {batch.shape[1]}-channel images but the model was trained "
-                         f"on {channels}-channel images; convert them first.")
+        raise ShapeError(
+            f"{where} has {batch.shape[1]}-channel images but the model was trained "
+            f"on {channels}-channel images; convert them first."
+        )
     size = _size(meta)
     if tuple(batch.shape[-2:]) != size:
         batch = TF.resize(batch, list(size), antialias=True)
     return batch
 
 
-def _tensor_batches(images: torch.Tensor, meta: Mapping[str, Any], batch_size: int
-                    ) -> tuple[Iterator[torch.Tensor], list[str]]:
+def _tensor_batches(
+    images: torch.Tensor, meta: Mapping[str, Any], batch_size: int
+) -> tuple[Iterator[torch.Tensor], list[str]]:
     if images.ndim == 3:
         images = images.unsqueeze(0)
     if images.ndim != 4 or images.shape[0] == 0:
-        raise ShapeError(f"Image tensors must be (C, H, W) or (N, C, H, W) with N >= 1; got shape "
-                         f"{tuple(images.shape)}.")
-    chunks = (_fit(images[i:i + batch_size], meta, "the image tensor")
-              for i in range(0, images.shape[0], batch_size))
+        raise ShapeError(
+            f"Image tensors must be (C, H, W) or (N, C, H, W) with N >= 1; got shape {tuple(images.shape)}."
+        )
+    chunks = (
+        _fit(images[i : i + batch_size], meta, "the image tensor")
+        for i in range(0, images.shape[0], batch_size)
+    )
     return chunks, [f"tensor[{i}]" for i in range(images.shape[0])]
 
 
-def _file_batches(paths: Sequence[str | Path], meta: Mapping[str, Any], batch_size: int
-                  ) -> tuple[Iterator[torch.Tensor], list[str]]:
+def _file_batches(
+    paths: Sequence[str | Path], meta: Mapping[str, Any], batch_size: int
+) -> tuple[Iterator[torch.Tensor], list[str]]:
     _check_files(paths)
-    chunks = (load_images(paths[i:i + batch_size], in_channels=int(meta["in_channels"]),
-                          image_size=_size(meta)) for i in range(0, len(paths), batch_size))
+    chunks = (
+        load_images(paths[i : i + batch_size], in_channels=int(meta["in_channels"]), image_size=_size(meta))
+        for i in range(0, len(paths), batch_size)
+    )
     return chunks, [str(p) for p in paths]
 
 
@@ -232,13 +256,16 @@ def _item_image(image: Any, meta: Mapping[str, Any], index: int) -> torch.Tensor
         array = np.asarray(image.convert("L" if int(meta["in_channels"]) == 1 else "RGB"))
         image = torch.from_numpy(array.reshape(*array.shape[:2], -1).transpose(2, 0, 1).copy())
     if not isinstance(image, torch.Tensor) or image.ndim != 3:
-        raise DataError(f"dataset[{index}] holds a {type(image).__name__}; predict expects each "
-                        "item to be (image, label) with a uint8 (C, H, W) tensor or a PIL image.")
+        raise DataError(
+            f"dataset[{index}] holds a {type(image).__name__}; predict expects each "
+            "item to be (image, label) with a uint8 (C, H, W) tensor or a PIL image."
+        )
     return _fit(image.unsqueeze(0), meta, f"dataset[{index}]")[0]
 
 
-def _dataset_batches(dataset: Dataset, meta: Mapping[str, Any], batch_size: int
-                     ) -> tuple[Iterator[torch.Tensor], list[str], list[int] | torch.Tensor]:
+def _dataset_batches(
+    dataset: Dataset, meta: Mapping[str, Any], batch_size: int
+) -> tuple[Iterator[torch.Tensor], list[str], list[int] | torch.Tensor]:
     """Batches of a split; its labels (a list that fills as the batches are read)."""
     n = len(dataset)
     if n == 0:
@@ -254,8 +281,10 @@ def _dataset_batches(dataset: Dataset, meta: Mapping[str, Any], batch_size: int
         labels.append(int(label))
         return _item_image(image, meta, index)
 
-    chunks = (torch.stack([read(i) for i in range(start, min(start + batch_size, n))])
-              for start in range(0, n, batch_size))
+    chunks = (
+        torch.stack([read(i) for i in range(start, min(start + batch_size, n))])
+        for start in range(0, n, batch_size)
+    )
     return chunks, sources, labels
 
 
@@ -268,8 +297,9 @@ def _paths(images: ImageInput) -> list[str | Path] | None:
     return None
 
 
-def _batches(images: ImageInput, meta: Mapping[str, Any], batch_size: int
-             ) -> tuple[Iterator[torch.Tensor], list[str], list[int] | torch.Tensor | None]:
+def _batches(
+    images: ImageInput, meta: Mapping[str, Any], batch_size: int
+) -> tuple[Iterator[torch.Tensor], list[str], list[int] | torch.Tensor | None]:
     """Uint8 CPU batches at the stored image size, their source labels, and dataset targets."""
     paths = _paths(images)
     if paths is not None:
@@ -280,14 +310,22 @@ def _batches(images: ImageInput, meta: Mapping[str, Any], batch_size: int
         raise ConfigError("predict got a whole DataBundle; pass one split, e.g. data.test.")
     if isinstance(images, Dataset):
         return _dataset_batches(images, meta, batch_size)
-    raise ConfigError(f"predict cannot read images from a {type(images).__name__}: pass image "
-                      "file paths, a uint8 tensor (N, C, H, W) or (C, H, W), or a dataset split.")
+    raise ConfigError(
+        f"predict cannot read images from a {type(images).__name__}: pass image "
+        "file paths, a uint8 tensor (N, C, H, W) or (C, H, W), or a dataset split."
+    )
 
 
 # ---------------------------------------------------------------- predict
-def predict(model_or_path: nn.Module | LoadedModel | str | Path, images: ImageInput, *,
-            meta: Mapping[str, Any] | None = None, device: str | torch.device | None = None,
-            top_k: int = 5, batch_size: int = 256) -> Predictions:
+def predict(
+    model_or_path: nn.Module | LoadedModel | str | Path,
+    images: ImageInput,
+    *,
+    meta: Mapping[str, Any] | None = None,
+    device: str | torch.device | None = None,
+    top_k: int = 5,
+    batch_size: int = 256,
+) -> Predictions:
     """Predict the class of each image, preprocessed as the model's evaluation data was.
 
     Args:
@@ -339,17 +377,26 @@ def predict(model_or_path: nn.Module | LoadedModel | str | Path, images: ImageIn
     logits = _forward(model, chunks, eval_transform_from_meta(meta, device=device), device)
     names = [str(n) for n in meta["class_names"]]
     if logits.shape[1] != len(names):
-        raise ShapeError(f"The model has {logits.shape[1]} outputs but meta names {len(names)} "
-                         "classes; pass the meta of the data this model was trained on.")
+        raise ShapeError(
+            f"The model has {logits.shape[1]} outputs but meta names {len(names)} "
+            "classes; pass the meta of the data this model was trained on."
+        )
     if isinstance(targets, list):
         targets = torch.tensor(targets, dtype=torch.int64)
-    return Predictions(logits=logits, probabilities=logits.softmax(dim=1),
-                       indices=logits.argmax(dim=1), class_names=names, sources=sources,
-                       targets=targets, top_k=top_k)
+    return Predictions(
+        logits=logits,
+        probabilities=logits.softmax(dim=1),
+        indices=logits.argmax(dim=1),
+        class_names=names,
+        sources=sources,
+        targets=targets,
+        top_k=top_k,
+    )
 
 
-def _forward(model: nn.Module, chunks: Iterator[torch.Tensor], transform: Any,
-             device: torch.device) -> torch.Tensor:
+def _forward(
+    model: nn.Module, chunks: Iterator[torch.Tensor], transform: Any, device: torch.device
+) -> torch.Tensor:
     """Logits of every batch, in float32 on the CPU, with the model in eval mode."""
     batches = (transform(chunk.to(device)) for chunk in chunks)
     return torch.cat([logits.cpu() for logits, _ in eval_forward(model, batches)])

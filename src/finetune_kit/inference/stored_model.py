@@ -37,23 +37,28 @@ EXPORT_FORMAT = "finetune_kit.export"
 EXPORT_VERSION = 1
 WEIGHTS_FILE = "model.safetensors"
 INFO_FILE = "model.json"
-PREPROCESSING = ("uint8 image resized to image_size (antialiased bilinear), then x / 255, "
-                 "then (x - mean) / std per channel, then, when input_size differs from "
-                 "image_size, shorter side resized to input_size and centre-cropped")
+PREPROCESSING = (
+    "uint8 image resized to image_size (antialiased bilinear), then x / 255, "
+    "then (x - mean) / std per channel, then, when input_size differs from "
+    "image_size, shorter side resized to input_size and centre-cropped"
+)
 
 
 def _has_lora(state: dict[str, torch.Tensor]) -> bool:
     return any(".lora_a." in key for key in state)
 
 
-def build_model(info: dict[str, Any], state: dict[str, torch.Tensor],
-                 freezing: dict[str, Any] | None, where: Path) -> nn.Module:
+def build_model(
+    info: dict[str, Any], state: dict[str, torch.Tensor], freezing: dict[str, Any] | None, where: Path
+) -> nn.Module:
     """``create_model`` from the stored info, then the weights (LoRA re-applied and merged)."""
     model = create_model(info["name"], **info["build_kwargs"])
     if _has_lora(state):
         if not freezing or freezing.get("strategy") != "lora":
-            raise CheckpointError(f"{where} holds LoRA weights but no LoRA freezing state; it "
-                                  "cannot be rebuilt. Re-save it with finetune_kit.")
+            raise CheckpointError(
+                f"{where} holds LoRA weights but no LoRA freezing state; it "
+                "cannot be rebuilt. Re-save it with finetune_kit."
+            )
         apply_strategy(model, "lora", **freezing.get("options", {}))
     try:
         model.load_state_dict(state, strict=True)
@@ -65,14 +70,17 @@ def build_model(info: dict[str, Any], state: dict[str, torch.Tensor],
     return merge_lora(model)
 
 
-def checkpoint_weights(state: dict[str, Any], use_ema: bool
-                        ) -> tuple[dict[str, torch.Tensor], str, dict[str, Any] | None]:
+def checkpoint_weights(
+    state: dict[str, Any], use_ema: bool
+) -> tuple[dict[str, torch.Tensor], str, dict[str, Any] | None]:
     """(state dict, ``"ema"``/``"model"``, EMA settings) of a checkpoint."""
     ema = state.get("ema")
     if use_ema and ema is not None:
         if not isinstance(ema, dict) or "module" not in ema:
-            raise CheckpointError("The checkpoint's EMA entry is malformed (no 'module' weights). "
-                                  "Pass use_ema=False to use the raw weights.")
+            raise CheckpointError(
+                "The checkpoint's EMA entry is malformed (no 'module' weights). "
+                "Pass use_ema=False to use the raw weights."
+            )
         settings = {"decay": ema.get("decay"), "num_updates": ema.get("num_updates")}
         return ema["module"], "ema", settings
     return state["model"], "model", None

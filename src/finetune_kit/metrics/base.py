@@ -58,8 +58,9 @@ class Metric:
         0.5
     """
 
-    def __init__(self, num_classes: int, *, device: str | torch.device | None = None,
-                 ignore_index: int = -100) -> None:
+    def __init__(
+        self, num_classes: int, *, device: str | torch.device | None = None, ignore_index: int = -100
+    ) -> None:
         if int(num_classes) != num_classes or num_classes < 1:
             raise ConfigError(f"num_classes must be a positive integer; got {num_classes!r}.")
         self.num_classes, self.ignore_index = int(num_classes), int(ignore_index)

@@ -55,15 +55,18 @@ def _preds(logits_or_preds: Tensor, num_classes: int) -> Tensor:
         return x.argmax(dim=1)
     if x.ndim == 1 and not x.is_floating_point():
         return x
-    raise ShapeError("predictions must be logits (N, C) or integer classes (N,); got "
-                     f"{x.dtype} {tuple(x.shape)}.")
+    raise ShapeError(
+        f"predictions must be logits (N, C) or integer classes (N,); got {x.dtype} {tuple(x.shape)}."
+    )
 
 
 def _targets(targets: Tensor, n: int, num_classes: int) -> Tensor:
     t = targets.argmax(dim=1) if targets.ndim == 2 else targets
     if t.ndim != 1 or t.shape[0] != n or t.is_floating_point():
-        raise ShapeError(f"targets must be {n} integer classes (N,) or probabilities (N, C); "
-                         f"got {targets.dtype} {tuple(targets.shape)}.")
+        raise ShapeError(
+            f"targets must be {n} integer classes (N,) or probabilities (N, C); "
+            f"got {targets.dtype} {tuple(targets.shape)}."
+        )
     if targets.ndim == 2 and targets.shape[1] != num_classes:
         raise ShapeError(f"targets have {targets.shape[1]} classes; the metric has {num_classes}.")
     return t
@@ -75,16 +78,17 @@ def _check_range(values: Tensor, valid: Tensor, num_classes: int, what: str) -> 
         return
     bad = valid & ((values < 0) | (values >= num_classes))
     if bool(bad.any()):
-        raise DataError(f"{what} must be classes in [0, {num_classes}); got "
-                        f"{values[bad][:5].tolist()}. Check num_classes and the labels.")
+        raise DataError(
+            f"{what} must be classes in [0, {num_classes}); got "
+            f"{values[bad][:5].tolist()}. Check num_classes and the labels."
+        )
 
 
 class _ConfusionMetric(Metric):
     """A metric computed from a streaming confusion matrix ``(C, C)`` of int64 counts."""
 
     def _new_state(self) -> list[Tensor]:
-        return [torch.zeros(self.num_classes, self.num_classes, dtype=torch.int64,
-                            device=self._device)]
+        return [torch.zeros(self.num_classes, self.num_classes, dtype=torch.int64, device=self._device)]
 
     def update(self, logits_or_preds: Tensor, targets: Tensor, loss: Tensor | None = None) -> None:
         """Add one batch to the confusion matrix with a fixed-size ``scatter_add_``."""
@@ -190,8 +194,7 @@ class ConfusionMatrix(_ConfusionMetric):
 
     def __init__(self, num_classes: int, *, normalize: str | None = None, **kwargs: Any) -> None:
         if normalize not in (None, "true", "pred", "all"):
-            raise ConfigError("normalize must be None, 'true', 'pred' or 'all'; "
-                              f"got {normalize!r}.")
+            raise ConfigError(f"normalize must be None, 'true', 'pred' or 'all'; got {normalize!r}.")
         self.normalize = normalize
         super().__init__(num_classes, **kwargs)
 
@@ -199,8 +202,9 @@ class ConfusionMatrix(_ConfusionMetric):
         cm = state[0].numpy()
         if self.normalize is None:
             return cm.tolist()
-        den = {"true": cm.sum(axis=1, keepdims=True), "pred": cm.sum(axis=0, keepdims=True),
-               "all": cm.sum()}[self.normalize]
+        den = {"true": cm.sum(axis=1, keepdims=True), "pred": cm.sum(axis=0, keepdims=True), "all": cm.sum()}[
+            self.normalize
+        ]
         return safe_div(cm, den).tolist()
 
 
@@ -222,8 +226,9 @@ class TopKAccuracy(Metric):
 
     def __init__(self, num_classes: int, *, k: int = 5, **kwargs: Any) -> None:
         if int(k) != k or not 1 <= k <= num_classes:
-            raise ConfigError(f"top_k_accuracy needs 1 <= k <= num_classes={num_classes}; "
-                              f"got k={k}. Pass a smaller k.")
+            raise ConfigError(
+                f"top_k_accuracy needs 1 <= k <= num_classes={num_classes}; got k={k}. Pass a smaller k."
+            )
         self.k = int(k)
         super().__init__(num_classes, **kwargs)
 
@@ -234,8 +239,9 @@ class TopKAccuracy(Metric):
         """Add one batch of logits ``(N, C)``."""
         logits = logits_or_preds.detach()
         if logits.ndim != 2 or logits.shape[1] != self.num_classes:
-            raise ShapeError(f"top_k_accuracy needs logits (N, {self.num_classes}); "
-                             f"got {tuple(logits.shape)}.")
+            raise ShapeError(
+                f"top_k_accuracy needs logits (N, {self.num_classes}); got {tuple(logits.shape)}."
+            )
         target = _targets(targets.detach(), logits.shape[0], self.num_classes).to(logits.device)
         valid = target != self.ignore_index
         _check_range(target, valid, self.num_classes, "targets")
@@ -280,8 +286,9 @@ class LossMetric(Metric):
         self._follow(loss)
         dtype = self._state[0].dtype
         per_sample = loss.ndim > 0
-        n = torch.full((), float(loss.numel() if per_sample else targets.shape[0]), dtype=dtype,
-                       device=loss.device)  # a fill kernel: no host-to-device copy
+        n = torch.full(
+            (), float(loss.numel() if per_sample else targets.shape[0]), dtype=dtype, device=loss.device
+        )  # a fill kernel: no host-to-device copy
         total = loss.to(dtype).sum() if per_sample else loss.to(dtype) * n
         self._state[0] += torch.stack([total, n])
 

@@ -56,9 +56,15 @@ def _metric_options(cls: type[Metric]) -> list[str]:
 
 
 METRICS: Registry[type[Metric]] = Registry("metric", options=_metric_options)
-for _name, _cls in [("accuracy", Accuracy), ("top_k_accuracy", TopKAccuracy),
-                    ("precision", Precision), ("recall", Recall), ("f1", F1Score),
-                    ("confusion_matrix", ConfusionMatrix), ("loss", LossMetric)]:
+for _name, _cls in [
+    ("accuracy", Accuracy),
+    ("top_k_accuracy", TopKAccuracy),
+    ("precision", Precision),
+    ("recall", Recall),
+    ("f1", F1Score),
+    ("confusion_matrix", ConfusionMatrix),
+    ("loss", LossMetric),
+]:
     METRICS.register(_name, _cls)
 
 
@@ -137,8 +143,13 @@ class Metrics:
         {'accuracy': 1.0, 'loss': 0.5}
     """
 
-    def __init__(self, metrics: Iterable[str] | Mapping[str, str | Metric], num_classes: int,
-                 *, device: str | torch.device | None = None) -> None:
+    def __init__(
+        self,
+        metrics: Iterable[str] | Mapping[str, str | Metric],
+        num_classes: int,
+        *,
+        device: str | torch.device | None = None,
+    ) -> None:
         items = metrics.items() if isinstance(metrics, Mapping) else ((m, m) for m in metrics)
         self.metrics: dict[str, Metric] = {}
         for key, spec in items:

@@ -90,9 +90,14 @@ def per_class_scores(confusion: Tensor | np.ndarray) -> dict[str, np.ndarray]:
     cm = np.asarray(confusion, dtype=np.float64)
     tp = np.diag(cm)
     predicted, support = cm.sum(axis=0), cm.sum(axis=1)
-    return {"precision": safe_div(tp, predicted), "recall": safe_div(tp, support),
-            "f1": safe_div(2 * tp, predicted + support), "support": support, "tp": tp,
-            "predicted": predicted}
+    return {
+        "precision": safe_div(tp, predicted),
+        "recall": safe_div(tp, support),
+        "f1": safe_div(2 * tp, predicted + support),
+        "support": support,
+        "tp": tp,
+        "predicted": predicted,
+    }
 
 
 def average_scores(scores: Mapping[str, np.ndarray], metric: str, average: str) -> Value:
@@ -173,9 +178,14 @@ class ClassificationReport:
             raise ConfigError(f"class_names has {len(self.class_names)} names for {c} classes.")
 
     @classmethod
-    def from_predictions(cls, y_true: Any, y_pred: Any, num_classes: int,
-                         class_names: Sequence[str] | None = None,
-                         digits: int = 4) -> ClassificationReport:
+    def from_predictions(
+        cls,
+        y_true: Any,
+        y_pred: Any,
+        num_classes: int,
+        class_names: Sequence[str] | None = None,
+        digits: int = 4,
+    ) -> ClassificationReport:
         """Build the report from true and predicted classes (arrays, tensors or lists).
 
         Raises:
@@ -184,8 +194,7 @@ class ClassificationReport:
         """
         t, p = (np.asarray(torch.as_tensor(v).cpu()).astype(np.int64) for v in (y_true, y_pred))
         if t.ndim != 1 or t.shape != p.shape:
-            raise ShapeError(f"y_true and y_pred must be 1-D of equal length; got {t.shape} "
-                             f"and {p.shape}.")
+            raise ShapeError(f"y_true and y_pred must be 1-D of equal length; got {t.shape} and {p.shape}.")
         for what, v in (("y_true", t), ("y_pred", p)):
             if v.size and (v.min() < 0 or v.max() >= num_classes):
                 raise DataError(f"{what} has classes outside [0, {num_classes}).")
@@ -210,9 +219,16 @@ class ClassificationReport:
     def per_class(self) -> list[dict[str, Any]]:
         """One dict per class: name, precision, recall, f1, support."""
         s = self._scores
-        return [{"name": name, "precision": float(s["precision"][i]),
-                 "recall": float(s["recall"][i]), "f1": float(s["f1"][i]),
-                 "support": int(s["support"][i])} for i, name in enumerate(self.class_names)]
+        return [
+            {
+                "name": name,
+                "precision": float(s["precision"][i]),
+                "recall": float(s["recall"][i]),
+                "f1": float(s["f1"][i]),
+                "support": int(s["support"][i]),
+            }
+            for i, name in enumerate(self.class_names)
+        ]
 
     def _average(self, average: str) -> dict[str, float | int]:
         s = self._scores
@@ -244,16 +260,26 @@ class ClassificationReport:
         lines = head.format("", "precision", "recall", "f1-score", "support", width=width)
         lines += "\n\n"
         for c in self.per_class:
-            lines += row.format(c["name"], c["precision"], c["recall"], c["f1"], c["support"],
-                                width=width, digits=digits)
+            lines += row.format(
+                c["name"], c["precision"], c["recall"], c["f1"], c["support"], width=width, digits=digits
+            )
         lines += "\n"
         acc = "{:>{width}s} " + " {:>9}" * 2 + " {:>9.{digits}f}" + " {:>9}\n"
-        lines += acc.format("accuracy", "", "", self.accuracy, self.support, width=width,
-                            digits=digits)
-        for heading, avg in (("macro avg", self.macro), ("weighted avg", self.weighted),
-                             ("micro avg", self.micro)):
-            lines += row.format(heading, avg["precision"], avg["recall"], avg["f1"],
-                                avg["support"], width=width, digits=digits)
+        lines += acc.format("accuracy", "", "", self.accuracy, self.support, width=width, digits=digits)
+        for heading, avg in (
+            ("macro avg", self.macro),
+            ("weighted avg", self.weighted),
+            ("micro avg", self.micro),
+        ):
+            lines += row.format(
+                heading,
+                avg["precision"],
+                avg["recall"],
+                avg["f1"],
+                avg["support"],
+                width=width,
+                digits=digits,
+            )
         return lines.rstrip("\n")
 
     def __str__(self) -> str:
@@ -261,10 +287,17 @@ class ClassificationReport:
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict: accuracy, loss, per_class, macro, weighted, micro, confusion."""
-        return {"accuracy": self.accuracy, "loss": self.loss, "support": self.support,
-                "class_names": list(self.class_names), "per_class": self.per_class,
-                "macro": self.macro, "weighted": self.weighted, "micro": self.micro,
-                "confusion": [list(r) for r in self.confusion]}
+        return {
+            "accuracy": self.accuracy,
+            "loss": self.loss,
+            "support": self.support,
+            "class_names": list(self.class_names),
+            "per_class": self.per_class,
+            "macro": self.macro,
+            "weighted": self.weighted,
+            "micro": self.micro,
+            "confusion": [list(r) for r in self.confusion],
+        }
 
     def to_json(self, indent: int | None = 2) -> str:
         """:meth:`to_dict` as JSON text (``NaN`` loss is written as ``null``)."""
@@ -274,9 +307,11 @@ class ClassificationReport:
         return json.dumps(data, indent=indent)
 
 
-def classification_report(confusion: Tensor | np.ndarray | Sequence[Sequence[int]],
-                          class_names: Sequence[str] | None = None,
-                          digits: int = 4) -> ClassificationReport:
+def classification_report(
+    confusion: Tensor | np.ndarray | Sequence[Sequence[int]],
+    class_names: Sequence[str] | None = None,
+    digits: int = 4,
+) -> ClassificationReport:
     """Build a :class:`ClassificationReport` from a confusion matrix.
 
     Args:

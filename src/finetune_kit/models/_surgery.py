@@ -32,9 +32,7 @@ def set_submodule(model: nn.Module, name: str, module: nn.Module) -> None:
         parent = model.get_submodule(parent_name)
         parent.get_submodule(attr)
     except AttributeError as err:
-        raise ShapeError(
-            f"{type(model).__name__} has no submodule {name!r} to replace: {err}."
-        ) from err
+        raise ShapeError(f"{type(model).__name__} has no submodule {name!r} to replace: {err}.") from err
     if not attr:
         raise ShapeError("Cannot replace the model itself; give the name of a submodule.")
     setattr(parent, attr, module)

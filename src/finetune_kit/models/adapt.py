@@ -108,9 +108,7 @@ def resample_kernel(weight: torch.Tensor, size: tuple[int, int]) -> torch.Tensor
     return resampled.to(weight.dtype)
 
 
-def adapt_input_conv_weight(
-    weight: torch.Tensor, shape: torch.Size | tuple[int, ...]
-) -> torch.Tensor:
+def adapt_input_conv_weight(weight: torch.Tensor, shape: torch.Size | tuple[int, ...]) -> torch.Tensor:
     """Fit a pretrained input-conv kernel to the model's kernel ``shape`` (both rules).
 
     Args:
@@ -175,9 +173,7 @@ def _rebuilt_conv(conv: nn.Conv2d, weight: torch.Tensor, **changes: object) -> n
         "padding_mode": conv.padding_mode,
         **changes,
     }
-    new = torch.nn.utils.skip_init(
-        nn.Conv2d, device=conv.weight.device, dtype=conv.weight.dtype, **args
-    )
+    new = torch.nn.utils.skip_init(nn.Conv2d, device=conv.weight.device, dtype=conv.weight.dtype, **args)
     with torch.no_grad():
         new.weight.copy_(weight)
         if conv.bias is not None:
@@ -214,9 +210,7 @@ def adapt_input_channels(model: nn.Module, in_channels: int) -> nn.Module:
     check_in_channels(in_channels)
     name, conv = find_input_conv(model)
     if conv.groups != 1:
-        raise ShapeError(
-            f"The input conv {name!r} is grouped (groups={conv.groups}); cannot adapt it."
-        )
+        raise ShapeError(f"The input conv {name!r} is grouped (groups={conv.groups}); cannot adapt it.")
     if conv.in_channels != in_channels:
         weight = adapt_channels(conv.weight.detach(), in_channels)
         set_submodule(model, name, _rebuilt_conv(conv, weight))

@@ -85,8 +85,9 @@ def create_model(
         torch.default_generator.manual_seed(seed)
         model = entry.build(spec)
     if not isinstance(model, nn.Module):
-        raise ConfigError(f"The builder of model {name!r} returned a {type(model).__name__}, "
-                          "not a torch.nn.Module.")
+        raise ConfigError(
+            f"The builder of model {name!r} returned a {type(model).__name__}, not a torch.nn.Module."
+        )
     set_model_info(model, _info(entry, spec, model))
     if weights is not None:
         report = load_weights(model, weights)

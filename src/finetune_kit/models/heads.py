@@ -179,9 +179,7 @@ def _last_linear(module: nn.Module, prefix: str) -> tuple[str, nn.Module] | None
     return found
 
 
-def replace_head(
-    model: nn.Module, num_classes: int, *, dropout: float = 0.0, seed: int = 0
-) -> nn.Module:
+def replace_head(model: nn.Module, num_classes: int, *, dropout: float = 0.0, seed: int = 0) -> nn.Module:
     """Replace the classification head with a fresh one for ``num_classes`` classes.
 
     Only the head module changes: every other parameter and buffer stays bit-identical. The

@@ -126,9 +126,7 @@ class ModelInfo:
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(data) - names)
         if unknown:
-            raise ConfigError(
-                f"Unknown ModelInfo keys {unknown}; expected some of {sorted(names)}."
-            )
+            raise ConfigError(f"Unknown ModelInfo keys {unknown}; expected some of {sorted(names)}.")
         values = dict(data)
         values["stages"] = tuple((s, tuple(m)) for s, m in data.get("stages", ()))
         for key in ("input_size", "min_input_size", "mean", "std"):

@@ -82,11 +82,15 @@ class LoadReport:
     def __str__(self) -> str:
         total = len(self.loaded) + len(self.adapted) + len(self.missing)
         total += len(self.mismatched) + len(self.skipped_head)
-        lines = [f"Loaded {len(self.loaded) + len(self.adapted)} of {total} model tensors "
-                 f"from {self.source or 'a state dict'}."]
+        lines = [
+            f"Loaded {len(self.loaded) + len(self.adapted)} of {total} model tensors "
+            f"from {self.source or 'a state dict'}."
+        ]
         if self.skipped_head:
-            lines.append(f"  head skipped ({', '.join(self.skipped_head)}): {self._classes()}; "
-                         "the head keeps its seeded initialisation")
+            lines.append(
+                f"  head skipped ({', '.join(self.skipped_head)}): {self._classes()}; "
+                "the head keeps its seeded initialisation"
+            )
         for key in self.adapted:
             src, dst = self.shapes[key]
             lines.append(f"  adapted {key}: {src} -> {dst} (input channels / stem kernel)")
@@ -94,8 +98,9 @@ class LoadReport:
             if names:
                 lines.append(f"  {title} ({len(names)}): {_some(names)}")
         if self.mismatched:
-            shown = [f"{k} {self.shapes[k][0]} in weights vs {self.shapes[k][1]} in model"
-                     for k in self.mismatched]
+            shown = [
+                f"{k} {self.shapes[k][0]} in weights vs {self.shapes[k][1]} in model" for k in self.mismatched
+            ]
             lines.append(f"  mismatched ({len(shown)}): {_some(shown)}")
         return "\n".join(lines)
 
@@ -173,8 +178,9 @@ def _plan(
         key.startswith(head) and key in state and state[key].shape != value.shape
         for key, value in target.items()
     )
-    groups: dict[str, list[str]] = {g: [] for g in ("missing", "mismatched", "skipped_head",
-                                                    "adapted", "loaded")}
+    groups: dict[str, list[str]] = {
+        g: [] for g in ("missing", "mismatched", "skipped_head", "adapted", "loaded")
+    }
     to_load: dict[str, torch.Tensor] = {}
     shapes: dict[str, tuple[Shape, Shape]] = {}
     for key, want in target.items():
@@ -200,8 +206,9 @@ def _plan(
             f"{_some(list(target), 3)}). Are these weights for another architecture?"
         )
     unexpected = tuple(key for key in state if key not in target)
-    report = LoadReport(unexpected=unexpected, source=source, shapes=shapes,
-                        **{g: tuple(keys) for g, keys in groups.items()})
+    report = LoadReport(
+        unexpected=unexpected, source=source, shapes=shapes, **{g: tuple(keys) for g, keys in groups.items()}
+    )
     return to_load, report
 
 
@@ -233,9 +240,7 @@ def _record(model: nn.Module, meta: WeightsMeta, report: LoadReport) -> None:
     if meta.mean is not None and meta.std is not None:
         changes["mean"] = adapt_stats(meta.mean, info.in_channels)
         changes["std"] = adapt_stats(meta.std, info.in_channels)
-    head_loaded = not report.skipped_head and any(
-        key.startswith(f"{info.head}.") for key in report.loaded
-    )
+    head_loaded = not report.skipped_head and any(key.startswith(f"{info.head}.") for key in report.loaded)
     if head_loaded and meta.class_names and len(meta.class_names) == info.num_classes:
         changes["class_names"] = list(meta.class_names)
     update_model_info(model, **changes)

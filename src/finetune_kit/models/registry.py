@@ -97,8 +97,7 @@ class ModelEntry:
 
 _COMMON = ["num_classes", "in_channels", "weights", "small_input", "dropout", "seed"]
 
-MODELS: Registry[ModelEntry] = Registry(
-    "model", options=lambda entry: entry.options, common=_COMMON)
+MODELS: Registry[ModelEntry] = Registry("model", options=lambda entry: entry.options, common=_COMMON)
 """Every model ``create_model`` can build, by name."""
 
 
@@ -160,8 +159,7 @@ def register_model(
     """
 
     def add(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
-        MODELS.register(name, _user_entry(name, fn, input_size, min_input_size, summary),
-                        override=override)
+        MODELS.register(name, _user_entry(name, fn, input_size, min_input_size, summary), override=override)
         return fn
 
     return add if builder is None else add(builder)

@@ -107,17 +107,20 @@ def _build(spec: BuildSpec) -> nn.Module:
     return ResNet9(spec.num_classes, spec.in_channels, dropout=spec.dropout)
 
 
-MODELS.register("resnet9", ModelEntry(
-    name="resnet9",
-    build=_build,
-    small_input="native",
-    sizes=lambda spec: ((32, 32), (8, 8)),
-    stages=lambda model: (
-        ("prep", ("prep",)),
-        ("layer1", ("layer1",)),
-        ("layer2", ("layer2",)),
-        ("layer3", ("layer3",)),
-        ("head", ("fc",)),
+MODELS.register(
+    "resnet9",
+    ModelEntry(
+        name="resnet9",
+        build=_build,
+        small_input="native",
+        sizes=lambda spec: ((32, 32), (8, 8)),
+        stages=lambda model: (
+            ("prep", ("prep",)),
+            ("layer1", ("layer1",)),
+            ("layer2", ("layer2",)),
+            ("layer3", ("layer3",)),
+            ("head", ("fc",)),
+        ),
+        summary="ResNet-9 of the CIFAR-10 speedruns (6.6M params, 32x32 or 28x28 inputs)",
     ),
-    summary="ResNet-9 of the CIFAR-10 speedruns (6.6M params, 32x32 or 28x28 inputs)",
-))
+)

@@ -33,8 +33,7 @@ def _pair(size: object, *, model: str, minimum: int) -> tuple[int, int]:
     )
     if not valid:
         raise ConfigError(
-            f"{model} input_size must be an integer >= {minimum} or a pair (H, W) of them, "
-            f"got {size!r}."
+            f"{model} input_size must be an integer >= {minimum} or a pair (H, W) of them, got {size!r}."
         )
     return int(pair[0]), int(pair[1])
 
@@ -154,33 +153,39 @@ def _sizes(default: int, model: str, minimum: int):
     return sizes
 
 
-MODELS.register("convnet", ModelEntry(
-    name="convnet",
-    build=_build_convnet,
-    options=("input_size",),
-    small_input="native",
-    sizes=_sizes(28, "convnet", 6),
-    stages=lambda model: (
-        ("conv1", ("conv1",)),
-        ("conv2", ("conv2", "pool", "dropout1")),
-        ("fc1", ("fc1", "dropout2")),
-        ("head", ("fc2",)),
+MODELS.register(
+    "convnet",
+    ModelEntry(
+        name="convnet",
+        build=_build_convnet,
+        options=("input_size",),
+        small_input="native",
+        sizes=_sizes(28, "convnet", 6),
+        stages=lambda model: (
+            ("conv1", ("conv1",)),
+            ("conv2", ("conv2", "pool", "dropout1")),
+            ("fc1", ("fc1", "dropout2")),
+            ("head", ("fc2",)),
+        ),
+        summary="MNIST convnet: conv32-conv64-pool-fc128 (1.2M params at 28x28)",
     ),
-    summary="MNIST convnet: conv32-conv64-pool-fc128 (1.2M params at 28x28)",
-))
+)
 
-MODELS.register("lenet", ModelEntry(
-    name="lenet",
-    build=_build_lenet,
-    options=("input_size",),
-    small_input="native",
-    sizes=_sizes(32, "lenet", 16),
-    stages=lambda model: (
-        ("conv1", ("conv1", "pool1")),
-        ("conv2", ("conv2", "pool2")),
-        ("fc1", ("fc1",)),
-        ("fc2", ("fc2",)),
-        ("head", ("fc3",)),
+MODELS.register(
+    "lenet",
+    ModelEntry(
+        name="lenet",
+        build=_build_lenet,
+        options=("input_size",),
+        small_input="native",
+        sizes=_sizes(32, "lenet", 16),
+        stages=lambda model: (
+            ("conv1", ("conv1", "pool1")),
+            ("conv2", ("conv2", "pool2")),
+            ("fc1", ("fc1",)),
+            ("fc2", ("fc2",)),
+            ("head", ("fc3",)),
+        ),
+        summary="LeNet-style CIFAR-10 net: conv6-conv16-fc120-fc84 (62k params at 32x32)",
     ),
-    summary="LeNet-style CIFAR-10 net: conv6-conv16-fc120-fc84 (62k params at 32x32)",
-))
+)

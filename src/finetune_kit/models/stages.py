@@ -113,7 +113,7 @@ def default_stages(model: nn.Module, head: str | None = None) -> Stages:
             spec.append(("head" if name == top else name, [name]))
         elif spec:
             spec[-1][1].append(name)
-    leading = [name for name, _ in children[:holders[0]]]
+    leading = [name for name, _ in children[: holders[0]]]
     spec[0] = (spec[0][0], leading + spec[0][1])
     if any(True for _ in model.parameters(recurse=False)):
         spec.insert(0, ("root", [""]))
@@ -163,8 +163,10 @@ def split_into_stages(model: nn.Module, spec: Stages) -> tuple[list[Stage], list
     for name, module_names in spec:
         missing = [m for m in module_names if m not in modules]
         if missing:
-            raise ConfigError(f"Stage {name!r} names modules the model does not have: {missing}. "
-                              "Fix the stages of its ModelInfo (set_model_info).")
+            raise ConfigError(
+                f"Stage {name!r} names modules the model does not have: {missing}. "
+                "Fix the stages of its ModelInfo (set_model_info)."
+            )
         stages.append(Stage(name, tuple(module_names), tuple(modules[m] for m in module_names), {}))
     left_out = []
     for pname, param in model.named_parameters():

@@ -90,8 +90,7 @@ class ModelSummary:
 
     def table(self) -> str:
         """The summary as a fixed-width text table (one row per stage)."""
-        title = (f"{self.name}: {self.total_params:,} parameters, "
-                 f"{self.trainable_params:,} trainable")
+        title = f"{self.name}: {self.total_params:,} parameters, {self.trainable_params:,} trainable"
         if self.input_shape is not None:
             title += f"; input {self.input_shape} -> output {self.output_shape}"
         if not self.stages:
@@ -113,9 +112,7 @@ class ModelSummary:
         return self.table()
 
 
-def model_summary(
-    model: nn.Module, input_size: Sequence[int] | None = None
-) -> ModelSummary:
+def model_summary(model: nn.Module, input_size: Sequence[int] | None = None) -> ModelSummary:
     """Summarise ``model`` by stage: parameters, trainable or not, output shapes.
 
     Args:
@@ -142,9 +139,16 @@ def model_summary(
     stages, left_out = split_into_stages(model, stage_spec(model))
     shape = _input_shape(input_size, info, model)
     outputs = _stage_outputs(model, stages, shape) if shape is not None else {}
-    rows = [StageSummary(s.name, s.module_names, _count(s.params.values()),
-                         _count(p for p in s.params.values() if p.requires_grad), outputs.get(s.name))
-            for s in stages]
+    rows = [
+        StageSummary(
+            s.name,
+            s.module_names,
+            _count(s.params.values()),
+            _count(p for p in s.params.values() if p.requires_grad),
+            outputs.get(s.name),
+        )
+        for s in stages
+    ]
     if left_out:
         named = dict(model.named_parameters())
         rest = [named[n] for n in left_out]
@@ -164,9 +168,7 @@ def _count(params: Iterable[nn.Parameter]) -> int:
     return sum(p.numel() for p in params)
 
 
-def _input_shape(
-    size: Sequence[int] | None, info: ModelInfo | None, model: nn.Module
-) -> Shape | None:
+def _input_shape(size: Sequence[int] | None, info: ModelInfo | None, model: nn.Module) -> Shape | None:
     if size is None:
         return None if info is None else (1, info.in_channels, *info.input_size)
     size = tuple(size)
@@ -196,14 +198,21 @@ def _stage_outputs(model: nn.Module, stages: Sequence[Stage], shape: Shape) -> d
             tensor = output[0] if isinstance(output, tuple | list) else output
             if torch.is_tensor(tensor):
                 outputs[key] = tuple(tensor.shape)
+
         return hook
 
-    handles = [model.get_submodule(s.module_names[-1]).register_forward_hook(record(s.name))
-               for s in stages if s.module_names]
+    handles = [
+        model.get_submodule(s.module_names[-1]).register_forward_hook(record(s.name))
+        for s in stages
+        if s.module_names
+    ]
     modes = {m: m.training for m in model.modules()}
     first = next(model.parameters(), None)
-    x = torch.zeros(shape, device=first.device if first is not None else None,
-                    dtype=first.dtype if first is not None and first.is_floating_point() else None)
+    x = torch.zeros(
+        shape,
+        device=first.device if first is not None else None,
+        dtype=first.dtype if first is not None and first.is_floating_point() else None,
+    )
     try:
         model.eval()
         with torch.no_grad():

@@ -77,9 +77,7 @@ def _resnet_stages(model: nn.Module) -> Stages:
 
 
 def _strides_two(block: nn.Module) -> bool:
-    return any(
-        isinstance(m, nn.Conv2d) and max(m.stride) > 1 for m in block.modules()
-    )
+    return any(isinstance(m, nn.Conv2d) and max(m.stride) > 1 for m in block.modules())
 
 
 def _mobilenet_stages(model: nn.Module) -> Stages:

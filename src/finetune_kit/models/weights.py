@@ -196,8 +196,9 @@ def _download(weights: WeightsEnum, target: Path) -> None:
         target.parent.mkdir(parents=True, exist_ok=True)
         torch.hub.download_url_to_file(weights.url, str(target), prefix, progress=True)
     except (OSError, RuntimeError, ValueError) as err:  # URLError is an OSError
-        check = f" Its SHA-256 digest starts with {prefix} (check: sha256sum {target.name})." \
-            if prefix else ""
+        check = (
+            f" Its SHA-256 digest starts with {prefix} (check: sha256sum {target.name})." if prefix else ""
+        )
         raise CheckpointError(
             f"Could not download the torchvision weights {weights} ({target.name}) from "
             f"{weights.url}: {err}. They are looked up first in the cache directory "
@@ -362,9 +363,7 @@ def _read_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], dict | None]
 
 def _unpack(obj: Any, path: Path) -> tuple[Mapping, dict | None]:
     if not isinstance(obj, Mapping):
-        raise CheckpointError(
-            f"{path} holds a {type(obj).__name__}, not a state dict or checkpoint dict."
-        )
+        raise CheckpointError(f"{path} holds a {type(obj).__name__}, not a state dict or checkpoint dict.")
     for key in ("model", "state_dict"):
         if isinstance(obj.get(key), Mapping):
             info = obj.get("model_info")
@@ -383,7 +382,7 @@ def _clean_state(state: Mapping, where: str) -> dict[str, torch.Tensor]:
     state = dict(state)
     for prefix in _PREFIXES:
         if all(k.startswith(prefix) for k in state):
-            state = {k[len(prefix):]: v for k, v in state.items()}
+            state = {k[len(prefix) :]: v for k, v in state.items()}
     return state
 
 

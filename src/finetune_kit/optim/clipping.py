@@ -19,9 +19,13 @@ from finetune_kit.errors import ConfigError
 __all__ = ["clip_gradients"]
 
 
-def clip_gradients(parameters: nn.Module | Iterable[Tensor] | Tensor, *,
-                   max_norm: float | None = None, max_value: float | None = None,
-                   norm_type: float = 2.0) -> Tensor:
+def clip_gradients(
+    parameters: nn.Module | Iterable[Tensor] | Tensor,
+    *,
+    max_norm: float | None = None,
+    max_value: float | None = None,
+    norm_type: float = 2.0,
+) -> Tensor:
     """Clip gradients by value and/or by total norm; return the total norm.
 
     Value clipping (``clip_grad_value_``) runs first, then norm clipping (``clip_grad_norm_``).

@@ -34,7 +34,6 @@ from finetune_kit.models.unwrap import unwrap_model
 __all__ = ["ModelEma"]
 
 
-
 class ModelEma:
     """A frozen copy of a model holding the exponential moving average of its weights.
 
@@ -55,8 +54,14 @@ class ModelEma:
         0.1
     """
 
-    def __init__(self, model: nn.Module, decay: float = 0.999, *, warmup: bool = False,
-                 device: str | torch.device | None = None) -> None:
+    def __init__(
+        self,
+        model: nn.Module,
+        decay: float = 0.999,
+        *,
+        warmup: bool = False,
+        device: str | torch.device | None = None,
+    ) -> None:
         if not 0.0 <= decay < 1.0:
             raise ConfigError(f"EMA decay must be in [0, 1); got {decay}.")
         self.decay, self.warmup, self.num_updates = float(decay), bool(warmup), 0
@@ -84,8 +89,10 @@ class ModelEma:
         target = self.module.state_dict()
         if source.keys() != target.keys():
             missing = sorted(set(target) ^ set(source))[:5]
-            raise ShapeError(f"The model does not match its EMA copy (entries {missing} differ); "
-                             "update the EMA with the model it was created from.")
+            raise ShapeError(
+                f"The model does not match its EMA copy (entries {missing} differ); "
+                "update the EMA with the model it was created from."
+            )
         for key, ema_value in target.items():
             value = source[key].detach()
             if value.device != ema_value.device:
@@ -103,8 +110,12 @@ class ModelEma:
 
     def state_dict(self) -> dict[str, Any]:
         """The averaged weights with the decay settings and update count."""
-        return {"module": self.module.state_dict(), "decay": self.decay,
-                "warmup": self.warmup, "num_updates": self.num_updates}
+        return {
+            "module": self.module.state_dict(),
+            "decay": self.decay,
+            "warmup": self.warmup,
+            "num_updates": self.num_updates,
+        }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore :meth:`state_dict`.
@@ -115,12 +126,12 @@ class ModelEma:
         try:
             self.module.load_state_dict(state["module"])
         except (KeyError, RuntimeError) as err:
-            raise CheckpointError(f"The EMA state does not fit this model: "
-                                  f"{str(err).splitlines()[0]}") from err
+            raise CheckpointError(
+                f"The EMA state does not fit this model: {str(err).splitlines()[0]}"
+            ) from err
         self.decay = float(state.get("decay", self.decay))
         self.warmup = bool(state.get("warmup", self.warmup))
         self.num_updates = int(state.get("num_updates", 0))
 
     def __repr__(self) -> str:
-        return (f"ModelEma(decay={self.decay}, warmup={self.warmup}, "
-                f"num_updates={self.num_updates})")
+        return f"ModelEma(decay={self.decay}, warmup={self.warmup}, num_updates={self.num_updates})"

@@ -44,8 +44,7 @@ LOSSES: Registry[Callable[..., nn.Module]] = Registry("loss")
 _REDUCTIONS = ("mean", "sum", "none")
 
 
-def register_loss(name: str, builder: Callable[..., nn.Module] | None = None, *,
-                  override: bool = False):
+def register_loss(name: str, builder: Callable[..., nn.Module] | None = None, *, override: bool = False):
     """Register a loss builder (a class or function returning an ``nn.Module``) under ``name``.
 
     Args:
@@ -107,9 +106,7 @@ def create_loss(name: str, **options: Any) -> nn.Module:
 
 def _check_reduction(reduction: str) -> str:
     if reduction not in _REDUCTIONS:
-        raise ConfigError(
-            f"reduction must be one of {', '.join(_REDUCTIONS)}; got {reduction!r}."
-        )
+        raise ConfigError(f"reduction must be one of {', '.join(_REDUCTIONS)}; got {reduction!r}.")
     return reduction
 
 
@@ -144,8 +141,7 @@ def _check_logits(logits: Tensor, targets: Tensor, *, soft_only: bool = False) -
     soft = targets.ndim == 2
     if soft and targets.shape != logits.shape:
         raise ShapeError(
-            f"soft targets must have the logits' shape {tuple(logits.shape)}; "
-            f"got {tuple(targets.shape)}."
+            f"soft targets must have the logits' shape {tuple(logits.shape)}; got {tuple(targets.shape)}."
         )
     if soft_only and not soft:
         raise ShapeError(
@@ -155,14 +151,12 @@ def _check_logits(logits: Tensor, targets: Tensor, *, soft_only: bool = False) -
         )
     if not soft and targets.shape != logits.shape[:1]:
         raise ShapeError(
-            f"class-index targets must have shape ({logits.shape[0]},); "
-            f"got {tuple(targets.shape)}."
+            f"class-index targets must have shape ({logits.shape[0]},); got {tuple(targets.shape)}."
         )
     return soft
 
 
-def _check_per_class(weights: Tensor | None, num_classes: int, what: str, *,
-                     scalar_ok: bool = False) -> None:
+def _check_per_class(weights: Tensor | None, num_classes: int, what: str, *, scalar_ok: bool = False) -> None:
     sizes = (1, num_classes) if scalar_ok else (num_classes,)
     if weights is not None and weights.numel() not in sizes:
         raise ShapeError(
@@ -205,9 +199,13 @@ class CrossEntropyLoss(nn.Module):
         0.6931
     """
 
-    def __init__(self, label_smoothing: float = 0.0,
-                 class_weights: Sequence[float] | Tensor | None = None,
-                 ignore_index: int = -100, reduction: str = "mean") -> None:
+    def __init__(
+        self,
+        label_smoothing: float = 0.0,
+        class_weights: Sequence[float] | Tensor | None = None,
+        ignore_index: int = -100,
+        reduction: str = "mean",
+    ) -> None:
         super().__init__()
         self.label_smoothing = _check_smoothing(label_smoothing)
         self.ignore_index = int(ignore_index)
@@ -220,8 +218,12 @@ class CrossEntropyLoss(nn.Module):
         _check_per_class(self.class_weights, logits.shape[1], "class_weights")
         weight = None if self.class_weights is None else self.class_weights.to(logits.dtype)
         return F.cross_entropy(
-            logits, targets, weight=weight, ignore_index=self.ignore_index,
-            reduction=self.reduction, label_smoothing=self.label_smoothing,
+            logits,
+            targets,
+            weight=weight,
+            ignore_index=self.ignore_index,
+            reduction=self.reduction,
+            label_smoothing=self.label_smoothing,
         )
 
     def extra_repr(self) -> str:
@@ -254,9 +256,14 @@ class FocalLoss(nn.Module):
         1.3863
     """
 
-    def __init__(self, gamma: float = 2.0, alpha: float | Sequence[float] | None = None,
-                 label_smoothing: float = 0.0, ignore_index: int = -100,
-                 reduction: str = "mean") -> None:
+    def __init__(
+        self,
+        gamma: float = 2.0,
+        alpha: float | Sequence[float] | None = None,
+        label_smoothing: float = 0.0,
+        ignore_index: int = -100,
+        reduction: str = "mean",
+    ) -> None:
         super().__init__()
         if gamma < 0:
             raise ConfigError(f"gamma must be >= 0; got {gamma}.")

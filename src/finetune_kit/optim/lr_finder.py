@@ -90,8 +90,10 @@ class LRFindResult:
         ax.set_xscale("log")
         ax.set_xlabel("learning rate")
         ax.set_ylabel("loss")
-        for lr, style, name in ((self.suggestion_steepest, ":", "steepest"),
-                                (self.suggestion_valley, "--", "valley")):
+        for lr, style, name in (
+            (self.suggestion_steepest, ":", "steepest"),
+            (self.suggestion_valley, "--", "valley"),
+        ):
             if lr is not None:
                 ax.axvline(lr, linestyle=style, color="gray", label=f"{name} {lr:.2e}")
         ax.legend()
@@ -106,8 +108,10 @@ def _require_matplotlib() -> Any:
     try:
         from matplotlib.figure import Figure
     except ImportError as err:
-        raise ConfigError("Plotting the lr finder curve needs matplotlib: "
-                          "pip install finetune-kit[plots] (or leave plot_path=None).") from err
+        raise ConfigError(
+            "Plotting the lr finder curve needs matplotlib: "
+            "pip install finetune-kit[plots] (or leave plot_path=None)."
+        ) from err
     return Figure
 
 
@@ -157,16 +161,16 @@ def _batches(data: Any, batch_size: int) -> Iterator[tuple[Tensor, Tensor]]:
 
     A one-shot iterator is read once; the test then ends with the steps it got.
     """
-    if isinstance(data, (tuple, list)) and len(data) == 2 and all(
-            isinstance(t, Tensor) for t in data):
+    if isinstance(data, (tuple, list)) and len(data) == 2 and all(isinstance(t, Tensor) for t in data):
         x, y = data
         if x.shape[0] != y.shape[0] or x.shape[0] == 0:
-            raise DataError(f"x and y must hold the same, non-zero number of samples; got "
-                            f"{x.shape[0]} and {y.shape[0]}.")
+            raise DataError(
+                f"x and y must hold the same, non-zero number of samples; got {x.shape[0]} and {y.shape[0]}."
+            )
         while True:
             order = torch.randperm(x.shape[0])
             for i in range(0, x.shape[0], batch_size):
-                idx = order[i:i + batch_size]
+                idx = order[i : i + batch_size]
                 yield x[idx], y[idx]
     seen = False
     while True:
@@ -177,8 +181,10 @@ def _batches(data: Any, batch_size: int) -> Iterator[tuple[Tensor, Tensor]]:
         if empty and seen:
             return  # a one-shot iterator ran out: the test ends early
         if empty:
-            raise DataError("lr_find got no batches: the loader is empty or an exhausted "
-                            "iterator. Pass a DataLoader (or an (x, y) pair of tensors).")
+            raise DataError(
+                "lr_find got no batches: the loader is empty or an exhausted "
+                "iterator. Pass a DataLoader (or an (x, y) pair of tensors)."
+            )
 
 
 @dataclass
@@ -196,10 +202,13 @@ def _snapshot(model: nn.Module, optimizer: Optimizer | None) -> _Snapshot:
     opt_state = None
     if optimizer is not None:
         opt_state = copy.deepcopy(optimizer.state_dict())
-    return _Snapshot({k: v.detach().clone() for k, v in model.state_dict().items()},
-                     {m: m.training for m in model.modules()},
-                     [None if p.grad is None else p.grad.clone() for p in model.parameters()],
-                     torch.get_rng_state(), opt_state)
+    return _Snapshot(
+        {k: v.detach().clone() for k, v in model.state_dict().items()},
+        {m: m.training for m in model.modules()},
+        [None if p.grad is None else p.grad.clone() for p in model.parameters()],
+        torch.get_rng_state(),
+        opt_state,
+    )
 
 
 def _restore(model: nn.Module, optimizer: Optimizer | None, snap: _Snapshot) -> None:
@@ -213,9 +222,16 @@ def _restore(model: nn.Module, optimizer: Optimizer | None, snap: _Snapshot) -> 
         optimizer.load_state_dict(snap.optimizer_state)
 
 
-def _run(model: nn.Module, batches: Iterator[tuple[Tensor, Tensor]], loss_fn: Callable,
-         optimizer: Optimizer, lrs: np.ndarray, smooth: float, diverge_factor: float,
-         device: torch.device) -> tuple[list[float], list[float], bool]:
+def _run(
+    model: nn.Module,
+    batches: Iterator[tuple[Tensor, Tensor]],
+    loss_fn: Callable,
+    optimizer: Optimizer,
+    lrs: np.ndarray,
+    smooth: float,
+    diverge_factor: float,
+    device: torch.device,
+) -> tuple[list[float], list[float], bool]:
     """The training loop of the range test; returns raw losses, smoothed losses, diverged."""
     raw: list[float] = []
     smoothed: list[float] = []
@@ -244,13 +260,22 @@ def _run(model: nn.Module, batches: Iterator[tuple[Tensor, Tensor]], loss_fn: Ca
     return raw, smoothed, False
 
 
-def lr_find(model: nn.Module, loader_or_data: Iterable[Any] | tuple[Tensor, Tensor], *,
-            loss: str | Callable[[Tensor, Tensor], Tensor] = "cross_entropy",
-            optimizer: str | Optimizer = "sgd", start_lr: float = 1e-7, end_lr: float = 10.0,
-            num_steps: int = 100, smooth: float = 0.98, diverge_factor: float = 4.0,
-            device: str | torch.device | None = None, plot_path: str | Path | None = None,
-            batch_size: int = 64,
-            optimizer_options: Mapping[str, Any] | None = None) -> LRFindResult:
+def lr_find(
+    model: nn.Module,
+    loader_or_data: Iterable[Any] | tuple[Tensor, Tensor],
+    *,
+    loss: str | Callable[[Tensor, Tensor], Tensor] = "cross_entropy",
+    optimizer: str | Optimizer = "sgd",
+    start_lr: float = 1e-7,
+    end_lr: float = 10.0,
+    num_steps: int = 100,
+    smooth: float = 0.98,
+    diverge_factor: float = 4.0,
+    device: str | torch.device | None = None,
+    plot_path: str | Path | None = None,
+    batch_size: int = 64,
+    optimizer_options: Mapping[str, Any] | None = None,
+) -> LRFindResult:
     """Run the exponential lr range test and suggest a learning rate.
 
     Args:
@@ -285,8 +310,9 @@ def lr_find(model: nn.Module, loader_or_data: Iterable[Any] | tuple[Tensor, Tens
         True
     """
     if not 0 < start_lr < end_lr or num_steps < 2 or not 0 <= smooth < 1 or diverge_factor <= 1:
-        raise ConfigError("lr_find needs 0 < start_lr < end_lr, num_steps >= 2, 0 <= smooth < 1 "
-                          "and diverge_factor > 1.")
+        raise ConfigError(
+            "lr_find needs 0 < start_lr < end_lr, num_steps >= 2, 0 <= smooth < 1 and diverge_factor > 1."
+        )
     if plot_path is not None:
         _require_matplotlib()
     params = list(model.parameters())
@@ -298,19 +324,25 @@ def lr_find(model: nn.Module, loader_or_data: Iterable[Any] | tuple[Tensor, Tens
     try:
         if device != home:
             model.to(device)
-        opt = given or create_optimizer(model, str(optimizer), lr=start_lr,
-                                        **dict(optimizer_options or {}))
+        opt = given or create_optimizer(model, str(optimizer), lr=start_lr, **dict(optimizer_options or {}))
         lrs = np.geomspace(start_lr, end_lr, num_steps)
-        raw, smoothed, diverged = _run(model, _batches(loader_or_data, batch_size), loss_fn,
-                                       opt, lrs, smooth, diverge_factor, device)
+        raw, smoothed, diverged = _run(
+            model, _batches(loader_or_data, batch_size), loss_fn, opt, lrs, smooth, diverge_factor, device
+        )
     finally:
         if device != home:
             model.to(home)
         _restore(model, given, snap)
-    tried = [float(v) for v in lrs[:len(smoothed)]]
+    tried = [float(v) for v in lrs[: len(smoothed)]]
     usable = len(smoothed) - 1 if diverged and len(smoothed) > 1 else len(smoothed)
-    result = LRFindResult(tried, smoothed, raw, steepest_lr(tried[:usable], smoothed[:usable]),
-                          valley_lr(tried[:usable], smoothed[:usable]), diverged)
+    result = LRFindResult(
+        tried,
+        smoothed,
+        raw,
+        steepest_lr(tried[:usable], smoothed[:usable]),
+        valley_lr(tried[:usable], smoothed[:usable]),
+        diverged,
+    )
     if plot_path is not None:
         result.plot(plot_path)
     return result

@@ -63,12 +63,18 @@ class OptimizerSpec:
 # create_optimizer passes these itself; the optimizer class's other keywords are its options.
 _RESERVED = ("params", "lr", "weight_decay")
 OPTIMIZERS: Registry[OptimizerSpec] = Registry(
-    "optimizer", options=lambda spec: accepted_options(spec.factory, reserved=_RESERVED))
+    "optimizer", options=lambda spec: accepted_options(spec.factory, reserved=_RESERVED)
+)
 
 
-def register_optimizer(name: str, factory: Callable[..., Optimizer], *,
-                       uses: Iterable[str] = (), weight_decay: bool = True,
-                       override: bool = False) -> OptimizerSpec:
+def register_optimizer(
+    name: str,
+    factory: Callable[..., Optimizer],
+    *,
+    uses: Iterable[str] = (),
+    weight_decay: bool = True,
+    override: bool = False,
+) -> OptimizerSpec:
     """Register an optimizer class (or factory) under ``name``.
 
     Args:
@@ -129,7 +135,6 @@ def list_optimizers(pattern: str = "*") -> list[str]:
     return OPTIMIZERS.list(pattern)
 
 
-
 def _hyper_kwargs(name: str, spec: OptimizerSpec, common: dict[str, Any]) -> dict[str, Any]:
     if common["nesterov"] and "nesterov" not in spec.uses:
         hint = " Use 'nadam' for Nesterov momentum with Adam." if "betas" in spec.uses else ""
@@ -142,26 +147,35 @@ def _hyper_kwargs(name: str, spec: OptimizerSpec, common: dict[str, Any]) -> dic
     return kwargs
 
 
-def _backend_kwargs(name: str, factory: Callable[..., Any], foreach: bool | None,
-                    fused: bool | None) -> dict[str, Any]:
+def _backend_kwargs(
+    name: str, factory: Callable[..., Any], foreach: bool | None, fused: bool | None
+) -> dict[str, Any]:
     accepted = inspect.signature(factory).parameters
     kwargs = {}
     for key, value in (("foreach", foreach), ("fused", fused)):
         if value is not None:
             if key not in accepted:
-                raise ConfigError(f"The optimizer {name!r} has no {key} implementation; "
-                                  f"leave {key}=None.")
+                raise ConfigError(f"The optimizer {name!r} has no {key} implementation; leave {key}=None.")
             kwargs[key] = value
     return kwargs
 
 
-def create_optimizer(model_or_param_groups: nn.Module | Iterable[Any], name: str, *, lr: float,
-                     weight_decay: float = 0.0, momentum: float = 0.9, nesterov: bool = False,
-                     betas: tuple[float, float] = (0.9, 0.999), eps: float | None = None,
-                     no_decay_norm_bias: bool = True,
-                     lr_multipliers: Mapping[str, float] | None = None,
-                     foreach: bool | None = None, fused: bool | None = None,
-                     **options: Any) -> Optimizer:
+def create_optimizer(
+    model_or_param_groups: nn.Module | Iterable[Any],
+    name: str,
+    *,
+    lr: float,
+    weight_decay: float = 0.0,
+    momentum: float = 0.9,
+    nesterov: bool = False,
+    betas: tuple[float, float] = (0.9, 0.999),
+    eps: float | None = None,
+    no_decay_norm_bias: bool = True,
+    lr_multipliers: Mapping[str, float] | None = None,
+    foreach: bool | None = None,
+    fused: bool | None = None,
+    **options: Any,
+) -> Optimizer:
     """Build the optimizer registered as ``name`` over a model's trainable parameters.
 
     Args:
@@ -208,8 +222,7 @@ def create_optimizer(model_or_param_groups: nn.Module | Iterable[Any], name: str
     kwargs.update(options)
     if spec.weight_decay:
         kwargs["weight_decay"] = weight_decay
-    groups = groups_from(model_or_param_groups, lr, weight_decay, no_decay_norm_bias,
-                          lr_multipliers)
+    groups = groups_from(model_or_param_groups, lr, weight_decay, no_decay_norm_bias, lr_multipliers)
     try:
         return spec.factory(groups, lr=lr, **kwargs)
     except ValueError as err:

@@ -44,9 +44,14 @@ def _check_multipliers(lr_multipliers: Mapping[str, float], names: list[str]) ->
             raise ConfigError(f"lr multiplier of {key!r} must be >= 0; got {mult}.")
 
 
-def param_groups(model: nn.Module, *, weight_decay: float, no_decay_norm_bias: bool = True,
-                 lr_multipliers: Mapping[str, float] | None = None,
-                 exclude: Iterable[Tensor] = ()) -> list[dict[str, Any]]:
+def param_groups(
+    model: nn.Module,
+    *,
+    weight_decay: float,
+    no_decay_norm_bias: bool = True,
+    lr_multipliers: Mapping[str, float] | None = None,
+    exclude: Iterable[Tensor] = (),
+) -> list[dict[str, Any]]:
     """Split the trainable parameters of ``model`` into optimizer parameter groups.
 
     Frozen parameters (``requires_grad=False``) and those in ``exclude`` are left out; every
@@ -91,8 +96,12 @@ def param_groups(model: nn.Module, *, weight_decay: float, no_decay_norm_bias: b
         if (decay, mult) not in groups:
             label = ("decay" if decay else "no_decay") if split else "all"
             suffix = "" if mult == 1.0 else f" lr_mult={mult:g}"
-            groups[(decay, mult)] = {"params": [], "weight_decay": weight_decay if decay else 0.0,
-                                     "lr_mult": mult, "name": label + suffix}
+            groups[(decay, mult)] = {
+                "params": [],
+                "weight_decay": weight_decay if decay else 0.0,
+                "lr_mult": mult,
+                "name": label + suffix,
+            }
         groups[(decay, mult)]["params"].append(param)
     return list(groups.values())
 
@@ -118,13 +127,20 @@ def normalise_group(group: Mapping[str, Any], base_lr: float, index: int) -> dic
     return out
 
 
-def groups_from(source: nn.Module | Iterable[Any], lr: float, weight_decay: float,
-                 no_decay_norm_bias: bool,
-                 lr_multipliers: Mapping[str, float] | None) -> list[dict[str, Any]]:
+def groups_from(
+    source: nn.Module | Iterable[Any],
+    lr: float,
+    weight_decay: float,
+    no_decay_norm_bias: bool,
+    lr_multipliers: Mapping[str, float] | None,
+) -> list[dict[str, Any]]:
     if isinstance(source, nn.Module):
-        groups = param_groups(source, weight_decay=weight_decay,
-                              no_decay_norm_bias=no_decay_norm_bias,
-                              lr_multipliers=lr_multipliers)
+        groups = param_groups(
+            source,
+            weight_decay=weight_decay,
+            no_decay_norm_bias=no_decay_norm_bias,
+            lr_multipliers=lr_multipliers,
+        )
     else:
         items = [source] if isinstance(source, Tensor) else list(source)
         if items and all(isinstance(item, Mapping) for item in items):
@@ -135,8 +151,7 @@ def groups_from(source: nn.Module | Iterable[Any], lr: float, weight_decay: floa
             holder = nn.Module()
             for i, param in enumerate(items):
                 holder.register_parameter(f"p{i}", param)
-            groups = param_groups(holder, weight_decay=weight_decay,
-                                  no_decay_norm_bias=no_decay_norm_bias)
+            groups = param_groups(holder, weight_decay=weight_decay, no_decay_norm_bias=no_decay_norm_bias)
         else:
             raise ConfigError(
                 "create_optimizer takes a model, parameters, or parameter-group dicts; "
@@ -151,13 +166,13 @@ def groups_from(source: nn.Module | Iterable[Any], lr: float, weight_decay: floa
     return groups
 
 
-
 class _Schedules(Protocol):
     def add_param_group(self, group: dict[str, Any]) -> None: ...
 
 
-def add_param_group(optimizer: Optimizer, scheduler: _Schedules | None,
-                    group: Mapping[str, Any]) -> dict[str, Any]:
+def add_param_group(
+    optimizer: Optimizer, scheduler: _Schedules | None, group: Mapping[str, Any]
+) -> dict[str, Any]:
     """Add a parameter group mid-run (e.g. after an unfreeze) so that it is scheduled too.
 
     The group gets ``"lr_mult"`` (default 1.0, or ``lr / base_lr`` when it gives ``lr``) and a

@@ -32,9 +32,7 @@ def resolve_device(name: str) -> torch.device:
     try:
         device = torch.device(name)
     except (RuntimeError, TypeError):
-        raise DeviceError(
-            f"Unknown device {name!r}. Use 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'."
-        ) from None
+        raise DeviceError(f"Unknown device {name!r}. Use 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'.") from None
     if device.type == "cuda":
         if not torch.cuda.is_available():
             raise DeviceError(

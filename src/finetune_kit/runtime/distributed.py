@@ -26,8 +26,15 @@ from torch import nn
 
 from finetune_kit.errors import ConfigError, DeviceError
 
-__all__ = ["DistEnv", "all_gather_objects", "all_reduce_sum", "barrier", "init_distributed",
-           "teardown", "wrap_ddp"]
+__all__ = [
+    "DistEnv",
+    "all_gather_objects",
+    "all_reduce_sum",
+    "barrier",
+    "init_distributed",
+    "teardown",
+    "wrap_ddp",
+]
 
 
 @dataclass(frozen=True)
@@ -73,8 +80,9 @@ class DistEnv:
                 "RANK, WORLD_SIZE and LOCAL_RANK must be integers; launch with torchrun."
             ) from None
         if world < 1 or not 0 <= rank < world or local < 0:
-            raise ConfigError(f"Inconsistent torchrun environment: RANK={rank}, WORLD_SIZE={world}, "
-                              f"LOCAL_RANK={local}.")
+            raise ConfigError(
+                f"Inconsistent torchrun environment: RANK={rank}, WORLD_SIZE={world}, LOCAL_RANK={local}."
+            )
         return cls(rank=rank, world_size=world, local_rank=local)
 
 

@@ -49,8 +49,9 @@ def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
         model.train(was_training)
 
 
-def predict_logits(model: nn.Module, x: torch.Tensor, *, precision: PrecisionMode | None = None,
-                   tta: str | None = None) -> torch.Tensor:
+def predict_logits(
+    model: nn.Module, x: torch.Tensor, *, precision: PrecisionMode | None = None, tta: str | None = None
+) -> torch.Tensor:
     """Logits of ``model`` for one batch, in float32.
 
     Args:
@@ -80,8 +81,13 @@ def predict_logits(model: nn.Module, x: torch.Tensor, *, precision: PrecisionMod
     return logits
 
 
-def eval_forward(model: nn.Module, batches: Iterable[Any], *, precision: PrecisionMode | None = None,
-                 tta: str | None = None) -> Iterator[tuple[torch.Tensor, Any]]:
+def eval_forward(
+    model: nn.Module,
+    batches: Iterable[Any],
+    *,
+    precision: PrecisionMode | None = None,
+    tta: str | None = None,
+) -> Iterator[tuple[torch.Tensor, Any]]:
     """Yield ``(logits, batch)`` for every batch, in eval mode and without autograd.
 
     A batch is a tensor ``x`` or a tuple whose first item is ``x`` (``(x, y)`` from a loader).

@@ -173,16 +173,12 @@ def conv_padding(
             total_w = dilation[1] * (kernel[1] - 1)
             top, left = total_h // 2, total_w // 2
             return Padding(top, total_h - top, left, total_w - left)
-        raise ConfigError(
-            f"padding must be an int, a pair of ints, 'same' or 'valid'; got {padding!r}"
-        )
+        raise ConfigError(f"padding must be an int, a pair of ints, 'same' or 'valid'; got {padding!r}")
     ph, pw = to_pair(padding, "padding", minimum=0)
     return Padding(ph, ph, pw, pw)
 
 
-def output_size(
-    size: int, *, kernel: int, stride: int, padding: tuple[int, int], dilation: int
-) -> int:
+def output_size(size: int, *, kernel: int, stride: int, padding: tuple[int, int], dilation: int) -> int:
     """Number of window positions along one dimension: ``floor((H + 2p - d(k-1) - 1) / s) + 1``.
 
     Args:
@@ -333,9 +329,7 @@ def pool_geometry(
     pad = to_pair(padding, "padding", minimum=0)
     dilation_ = to_pair(dilation, "dilation", minimum=1)
     if pad[0] > kernel[0] // 2 or pad[1] > kernel[1] // 2:
-        raise ConfigError(
-            f"padding {pad} must be at most half the kernel size {kernel} (as in PyTorch)"
-        )
+        raise ConfigError(f"padding {pad} must be at most half the kernel size {kernel} (as in PyTorch)")
     out, extra = [], []
     for size, k, s, p, d in zip(in_size, kernel, stride_, pad, dilation_, strict=True):
         span = d * (k - 1) + 1

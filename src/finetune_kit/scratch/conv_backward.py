@@ -198,9 +198,7 @@ def conv2d_input_grad(
     # (O, Cg, kh, kw) -> per group (Cg, Og, kh, kw), flipped in both spatial dimensions.
     flipped = weight.reshape(groups, o // groups, *weight.shape[1:]).transpose(1, 2)
     flipped = flipped.flip(-1, -2).reshape(-1, o // groups, kh, kw)
-    full = conv2d(
-        spread, flipped, padding=(dh * (kh - 1), dw * (kw - 1)), dilation=(dh, dw), groups=groups
-    )
+    full = conv2d(spread, flipped, padding=(dh * (kh - 1), dw * (kw - 1)), dilation=(dh, dw), groups=groups)
     grad_xp = full.new_zeros((n, geo.in_channels, *geo.padded_size))
     grad_xp[:, :, : full.shape[2], : full.shape[3]] = full
     return unpad2d(grad_xp, geo.padding, geo.in_size)

@@ -151,9 +151,7 @@ def col2im(
         ShapeError: ``cols`` does not have the shape these arguments produce.
         ConfigError: invalid kernel, stride, padding or dilation.
     """
-    return col2im_geometry(
-        cols, input_shape, _geometry(input_shape, kernel_size, stride, padding, dilation)
-    )
+    return col2im_geometry(cols, input_shape, _geometry(input_shape, kernel_size, stride, padding, dilation))
 
 
 def im2col_geometry(x: Tensor, geo: WindowGeometry) -> Tensor:
@@ -174,8 +172,7 @@ def col2im_geometry(cols: Tensor, input_shape: Sequence[int], geo: WindowGeometr
     expected = (c * kh * kw, n * h_out * w_out)
     if tuple(cols.shape) != expected:
         raise ShapeError(
-            f"cols must have shape {expected} for input shape {tuple(input_shape)}, "
-            f"got {tuple(cols.shape)}"
+            f"cols must have shape {expected} for input shape {tuple(input_shape)}, got {tuple(cols.shape)}"
         )
     windows = cols.view(c, kh, kw, n, h_out, w_out).permute(3, 0, 1, 2, 4, 5)
     grad_xp = add_windows(windows, geo.padded_size, stride=geo.stride, dilation=geo.dilation)

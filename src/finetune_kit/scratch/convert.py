@@ -92,9 +92,7 @@ SCRATCH_LAYERS: dict[type[nn.Module], tuple[type[nn.Module], Callable[[Any], dic
 }
 """PyTorch layer type -> (scratch layer type, function reading its constructor arguments)."""
 
-_TORCH_LAYERS = {
-    scratch: (torch_type, args) for torch_type, (scratch, args) in SCRATCH_LAYERS.items()
-}
+_TORCH_LAYERS = {scratch: (torch_type, args) for torch_type, (scratch, args) in SCRATCH_LAYERS.items()}
 
 
 def convert_to_scratch(model: nn.Module, *, inplace: bool = False) -> nn.Module:

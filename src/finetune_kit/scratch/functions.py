@@ -140,9 +140,7 @@ class MaxPool2dFunction(torch.autograd.Function):
         ceil_mode: bool,
     ) -> tuple[Tensor, Tensor]:
         """Pool, and keep the indices of the maxima for the backward pass."""
-        out, indices = max_pool2d(
-            x, kernel_size, stride, padding, dilation, ceil_mode, return_indices=True
-        )
+        out, indices = max_pool2d(x, kernel_size, stride, padding, dilation, ceil_mode, return_indices=True)
         ctx.mark_non_differentiable(indices)
         ctx.save_for_backward(indices)
         ctx.input_shape = x.shape

@@ -188,9 +188,7 @@ def max_pool2d_backward(grad_out: Tensor, indices: Tensor, input_shape: Sequence
         ShapeError: ``indices`` and ``grad_out`` differ in shape.
     """
     if grad_out.shape != indices.shape:
-        raise ShapeError(
-            f"grad_out {tuple(grad_out.shape)} and indices {tuple(indices.shape)} must match"
-        )
+        raise ShapeError(f"grad_out {tuple(grad_out.shape)} and indices {tuple(indices.shape)} must match")
     n, c, h, w = input_shape
     grad_x = grad_out.new_zeros((n, c, h * w))
     grad_x.scatter_add_(2, indices.reshape(n, c, -1), grad_out.reshape(n, c, -1))

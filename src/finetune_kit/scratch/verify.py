@@ -163,9 +163,7 @@ def verify_conv(
     return VerifyReport(tuple(rows), str(device), dtype, _notes(device))
 
 
-def run_verify(
-    device: str = "cpu", model: str | None = None, dtype: str = "float32"
-) -> tuple[str, bool]:
+def run_verify(device: str = "cpu", model: str | None = None, dtype: str = "float32") -> tuple[str, bool]:
     """Run :func:`verify_conv` for the ``finetune-kit verify-conv`` command.
 
     Args:
@@ -223,9 +221,7 @@ def _check_config(
     config: ConvConfig, device: torch.device, dtype: torch.dtype, generator: torch.Generator
 ) -> list[VerifyRow]:
     c_in, c_out, g = config.in_channels, config.out_channels, config.groups
-    kernel = (
-        config.kernel_size if isinstance(config.kernel_size, tuple) else (config.kernel_size,) * 2
-    )
+    kernel = config.kernel_size if isinstance(config.kernel_size, tuple) else (config.kernel_size,) * 2
 
     def rand(*shape: int) -> Tensor:
         return torch.randn(*shape, generator=generator, dtype=torch.float64).to(device)
@@ -269,9 +265,7 @@ def _row(
     return VerifyRow(case, quantity, max_abs, max_rel, torch_rel, tolerance)
 
 
-def _errors(
-    candidate: Tensor, reference: Tensor, scale: Tensor | None = None
-) -> tuple[float, float]:
+def _errors(candidate: Tensor, reference: Tensor, scale: Tensor | None = None) -> tuple[float, float]:
     """``(max|candidate - reference|, that / max|scale|)``; the scale defaults to the reference."""
     max_abs = (candidate.double() - reference).abs().max().item()
     largest = (reference if scale is None else scale).abs().max().item()
@@ -320,9 +314,7 @@ def _model_grads(model: nn.Module, x: Tensor, mix: Tensor) -> dict[str, Tensor]:
     return {"logits": logits.detach(), "grad_x": leaf.grad, **grads}
 
 
-def _worst_parameter(
-    case: str, results: dict[str, dict[str, Tensor]], tolerance: float
-) -> VerifyRow:
+def _worst_parameter(case: str, results: dict[str, dict[str, Tensor]], tolerance: float) -> VerifyRow:
     """One row for all parameter gradients: the largest errors over the parameters."""
     reference, scratch, pytorch = results["reference"], results["scratch"], results["pytorch"]
     keys = [k for k in reference if k.startswith("grad ")]

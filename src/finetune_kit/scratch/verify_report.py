@@ -74,8 +74,7 @@ class VerifyReport:
             "model; a row passes when the scratch rel <= tol",
             *self.notes,
             "",
-            f"{'case':<38} {'quantity':<22} {'max abs':>9} {'rel':>9} {'torch rel':>9} "
-            f"{'tol':>7}  result",
+            f"{'case':<38} {'quantity':<22} {'max abs':>9} {'rel':>9} {'torch rel':>9} {'tol':>7}  result",
         ]
         previous = None
         for row in self.rows:

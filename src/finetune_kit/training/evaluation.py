@@ -29,9 +29,16 @@ from finetune_kit.storage.run_dir import RunDir
 __all__ = ["evaluate_model", "report_from_values", "save_report"]
 
 
-def evaluate_model(model: nn.Module, loader: Any, *, num_classes: int, precision: PrecisionMode,
-                   device: torch.device, metrics: Sequence[str] = (), tta: str | None = None
-                   ) -> dict[str, Any]:
+def evaluate_model(
+    model: nn.Module,
+    loader: Any,
+    *,
+    num_classes: int,
+    precision: PrecisionMode,
+    device: torch.device,
+    metrics: Sequence[str] = (),
+    tta: str | None = None,
+) -> dict[str, Any]:
     """Loss, accuracy, confusion matrix and extra ``metrics`` of ``model`` over ``loader``.
 
     The model is put in eval mode for the pass and restored afterwards. Under DDP every rank

@@ -61,8 +61,15 @@ class Evaluator:
         ['accuracy', 'loss']
     """
 
-    def __init__(self, model: nn.Module, data: DataBundle, *, config: RunConfig | None = None,
-                 callbacks: list[Callback] | None = None, **options: Any) -> None:
+    def __init__(
+        self,
+        model: nn.Module,
+        data: DataBundle,
+        *,
+        config: RunConfig | None = None,
+        callbacks: list[Callback] | None = None,
+        **options: Any,
+    ) -> None:
         self.config = route_options(config or RunConfig(), options)
         info = getattr(model, "finetune_kit_info", None)
         if info is not None:  # a model built for other data fails here, before any work
@@ -71,8 +78,9 @@ class Evaluator:
         self.data = data
         self.dist = DistEnv.from_environ()
         # Under DDP only rank 0 shows progress and writes logs and plots.
-        self.callbacks = CallbackList([cb for cb in callbacks or []
-                                       if self.dist.is_main or not cb.main_process_only])
+        self.callbacks = CallbackList(
+            [cb for cb in callbacks or [] if self.dist.is_main or not cb.main_process_only]
+        )
         self.state = TrainState()
         self.history = History()
         self.device = resolve_device(self.config.train.device)
@@ -100,9 +108,15 @@ class Evaluator:
 
     def _evaluate_loader(self, loader) -> dict[str, Any]:
         cfg = self.config.train
-        return evaluate_model(self.eval_model, loader, num_classes=self.data.num_classes,
-                              precision=self.precision, device=self.device, metrics=cfg.metrics,
-                              tta=cfg.tta)
+        return evaluate_model(
+            self.eval_model,
+            loader,
+            num_classes=self.data.num_classes,
+            precision=self.precision,
+            device=self.device,
+            metrics=cfg.metrics,
+            tta=cfg.tta,
+        )
 
     def _ensure_ready(self) -> None:
         if self.loaders is None:  # evaluating weights without fitting (e.g. a loaded checkpoint)
@@ -117,8 +131,9 @@ class Evaluator:
         self._ensure_ready()
         loader = {"val": self.loaders.val, "test": self.loaders.test}.get(split)
         if loader is None:
-            raise ConfigError(f"evaluate(split={split!r}): use 'val' or 'test' "
-                              "(and a val_fraction > 0 for 'val').")
+            raise ConfigError(
+                f"evaluate(split={split!r}): use 'val' or 'test' (and a val_fraction > 0 for 'val')."
+            )
         values = self._evaluate_loader(loader)
         return {k: v for k, v in values.items() if isinstance(v, (int, float))}
 
@@ -133,8 +148,10 @@ class Evaluator:
         """
         self._ensure_ready()
         if self.loaders.test is None:
-            raise ConfigError(f"Dataset {self.data.name!r} has no test split; pass test=(images, "
-                              "labels) to create_datasets, or use evaluate('val').")
+            raise ConfigError(
+                f"Dataset {self.data.name!r} has no test split; pass test=(images, "
+                "labels) to create_datasets, or use evaluate('val')."
+            )
         values = self._evaluate_loader(self.loaders.test)
         report = report_from_values(values, self.data.class_names)
         if save and self.run_dir is not None and self.is_main:
@@ -170,5 +187,6 @@ class Evaluator:
         """
         self._ensure_ready()
         size = batch_size or self.config.loader.eval_batch_size or self.config.loader.batch_size
-        return predict(self.eval_model, images, meta=self.data.meta(), device=self.device,
-                       top_k=top_k, batch_size=size)
+        return predict(
+            self.eval_model, images, meta=self.data.meta(), device=self.device, top_k=top_k, batch_size=size
+        )

@@ -73,8 +73,10 @@ RECIPES: Registry = Registry("recipe")
 
 @RECIPES.register("two_stage")
 def _two_stage(*, epochs: int, freeze_epochs: int, lr: float, decay: float, every: int) -> list[RecipeStage]:
-    return [RecipeStage("head", "linear_probe", freeze_epochs, lr),
-            RecipeStage("full", "discriminative_lr", epochs, lr / 2, {"decay": decay})]
+    return [
+        RecipeStage("head", "linear_probe", freeze_epochs, lr),
+        RecipeStage("full", "discriminative_lr", epochs, lr / 2, {"decay": decay}),
+    ]
 
 
 @RECIPES.register("gradual")
@@ -83,8 +85,9 @@ def _gradual(*, epochs: int, freeze_epochs: int, lr: float, decay: float, every:
 
 
 @RECIPES.register("linear_probe")
-def _linear_probe(*, epochs: int, freeze_epochs: int, lr: float, decay: float,
-                  every: int) -> list[RecipeStage]:
+def _linear_probe(
+    *, epochs: int, freeze_epochs: int, lr: float, decay: float, every: int
+) -> list[RecipeStage]:
     return [RecipeStage("head", "linear_probe", epochs, lr)]
 
 
@@ -144,24 +147,47 @@ class FineTuner:
         ['linear_probe']
     """
 
-    def __init__(self, model: str | nn.Module = "resnet18", *, dataset: str | DataBundle = "cifar10",
-                 weights: str | None = "imagenet", recipe: str = "two_stage", epochs: int = 5,
-                 freeze_epochs: int = 1, lr: float | None = None, decay: float = 0.5, every: int = 1,
-                 small_input: bool = False, model_options: dict[str, Any] | None = None,
-                 data_options: dict[str, Any] | None = None, output_dir: str = "runs/finetune",
-                 config: RunConfig | None = None, callbacks: list[Callback] | None = None,
-                 **options: Any) -> None:
+    def __init__(
+        self,
+        model: str | nn.Module = "resnet18",
+        *,
+        dataset: str | DataBundle = "cifar10",
+        weights: str | None = "imagenet",
+        recipe: str = "two_stage",
+        epochs: int = 5,
+        freeze_epochs: int = 1,
+        lr: float | None = None,
+        decay: float = 0.5,
+        every: int = 1,
+        small_input: bool = False,
+        model_options: dict[str, Any] | None = None,
+        data_options: dict[str, Any] | None = None,
+        output_dir: str = "runs/finetune",
+        config: RunConfig | None = None,
+        callbacks: list[Callback] | None = None,
+        **options: Any,
+    ) -> None:
         config = config or RunConfig()
         if lr is not None:
             options["lr"] = lr
-        self.config = _configure(config, model=model, dataset=dataset, weights=weights,
-                                 small_input=small_input, model_options=model_options,
-                                 data_options=data_options, output_dir=output_dir, options=options)
+        self.config = _configure(
+            config,
+            model=model,
+            dataset=dataset,
+            weights=weights,
+            small_input=small_input,
+            model_options=model_options,
+            data_options=data_options,
+            output_dir=output_dir,
+            options=options,
+        )
         if epochs < 1 or freeze_epochs < 1 or every < 1:
-            raise ConfigError(f"epochs, freeze_epochs and every must be >= 1; got {epochs}, "
-                              f"{freeze_epochs}, {every}.")
-        self.stages = RECIPES.get(recipe)(epochs=epochs, freeze_epochs=freeze_epochs,
-                                          lr=self.config.optim.lr, decay=decay, every=every)
+            raise ConfigError(
+                f"epochs, freeze_epochs and every must be >= 1; got {epochs}, {freeze_epochs}, {every}."
+            )
+        self.stages = RECIPES.get(recipe)(
+            epochs=epochs, freeze_epochs=freeze_epochs, lr=self.config.optim.lr, decay=decay, every=every
+        )
         self.recipe = recipe
         self.callbacks = list(callbacks or [])
         self.data = dataset if isinstance(dataset, DataBundle) else build_datasets(self.config)
@@ -175,10 +201,18 @@ class FineTuner:
         ft = config.finetune
         if ft.recipe is None:
             raise ConfigError("finetune.recipe is not set; use 'two_stage', 'gradual' or 'linear_probe'.")
-        return cls(config.model.name, dataset=config.data.dataset, weights=config.model.weights,
-                   recipe=ft.recipe, epochs=config.train.epochs, freeze_epochs=ft.freeze_epochs,
-                   decay=float(ft.options.get("decay", 0.5)), every=int(ft.options.get("every", 1)),
-                   output_dir=config.train.output_dir, config=config)
+        return cls(
+            config.model.name,
+            dataset=config.data.dataset,
+            weights=config.model.weights,
+            recipe=ft.recipe,
+            epochs=config.train.epochs,
+            freeze_epochs=ft.freeze_epochs,
+            decay=float(ft.options.get("decay", 0.5)),
+            every=int(ft.options.get("every", 1)),
+            output_dir=config.train.output_dir,
+            config=config,
+        )
 
     def stage_dir(self, index: int) -> Path:
         """The run directory of stage ``index`` (0-based)."""
@@ -209,11 +243,13 @@ class FineTuner:
         return combined
 
     def _stage_trainer(self, index: int, stage: RecipeStage) -> Trainer:
-        finetune = dataclasses.replace(self.config.finetune, strategy=stage.strategy,
-                                       options=dict(stage.strategy_options))
+        finetune = dataclasses.replace(
+            self.config.finetune, strategy=stage.strategy, options=dict(stage.strategy_options)
+        )
         optim = dataclasses.replace(self.config.optim, lr=stage.lr)
-        train = dataclasses.replace(self.config.train, epochs=stage.epochs,
-                                    output_dir=str(self.stage_dir(index)))
+        train = dataclasses.replace(
+            self.config.train, epochs=stage.epochs, output_dir=str(self.stage_dir(index))
+        )
         config = dataclasses.replace(self.config, finetune=finetune, optim=optim, train=train)
         return Trainer(self.model, self.data, config=config, callbacks=list(self.callbacks))
 
@@ -224,18 +260,31 @@ class FineTuner:
         return self.trainer.test(**kwargs)
 
 
-def _configure(config: RunConfig, *, model: str | nn.Module, dataset: str | DataBundle,
-               weights: str | None, small_input: bool, model_options: dict[str, Any] | None,
-               data_options: dict[str, Any] | None, output_dir: str,
-               options: dict[str, Any]) -> RunConfig:
+def _configure(
+    config: RunConfig,
+    *,
+    model: str | nn.Module,
+    dataset: str | DataBundle,
+    weights: str | None,
+    small_input: bool,
+    model_options: dict[str, Any] | None,
+    data_options: dict[str, Any] | None,
+    output_dir: str,
+    options: dict[str, Any],
+) -> RunConfig:
     """Fold the FineTuner's arguments into a RunConfig (saved with each stage's run)."""
     data = config.data
     if isinstance(dataset, str):
         data = dataclasses.replace(data, dataset=dataset, options={**data.options, **(data_options or {})})
     model_cfg = config.model
     if isinstance(model, str):
-        model_cfg = dataclasses.replace(model_cfg, name=model, weights=weights, small_input=small_input,
-                                        options={**model_cfg.options, **(model_options or {})})
+        model_cfg = dataclasses.replace(
+            model_cfg,
+            name=model,
+            weights=weights,
+            small_input=small_input,
+            options={**model_cfg.options, **(model_options or {})},
+        )
     train = dataclasses.replace(config.train, output_dir=output_dir)
     config = dataclasses.replace(config, data=data, model=model_cfg, train=train)
     return route_options(config, options)

@@ -42,8 +42,14 @@ def build_datasets(config: RunConfig, *, split_file: str | Path | None = None) -
     """Create the datasets a config describes (``split_file`` reuses a saved split)."""
     data = config.data
     return create_datasets(
-        data.dataset, root=data.root, val_fraction=data.val_fraction, seed=config.train.seed,
-        preset=data.preset, download=data.download, split_file=split_file, **data.options,
+        data.dataset,
+        root=data.root,
+        val_fraction=data.val_fraction,
+        seed=config.train.seed,
+        preset=data.preset,
+        download=data.download,
+        split_file=split_file,
+        **data.options,
     )
 
 
@@ -51,8 +57,14 @@ def build_model(config: RunConfig, bundle: DataBundle):
     """Create the model a config describes, sized for ``bundle`` (classes and channels)."""
     m = config.model
     return create_model(
-        m.name, num_classes=bundle.num_classes, in_channels=bundle.in_channels, weights=m.weights,
-        small_input=m.small_input, dropout=m.dropout, seed=config.train.seed, **m.options,
+        m.name,
+        num_classes=bundle.num_classes,
+        in_channels=bundle.in_channels,
+        weights=m.weights,
+        small_input=m.small_input,
+        dropout=m.dropout,
+        seed=config.train.seed,
+        **m.options,
     )
 
 

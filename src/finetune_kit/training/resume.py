@@ -37,9 +37,24 @@ __all__ = [
 ]
 
 CHECKPOINT_KEYS = (
-    "format", "version", "model", "optimizer", "scheduler", "scaler", "ema", "freezing",
-    "added_groups", "callbacks", "position", "running", "history", "rng", "rng_per_rank",
-    "config", "data_meta", "model_info",
+    "format",
+    "version",
+    "model",
+    "optimizer",
+    "scheduler",
+    "scaler",
+    "ema",
+    "freezing",
+    "added_groups",
+    "callbacks",
+    "position",
+    "running",
+    "history",
+    "rng",
+    "rng_per_rank",
+    "config",
+    "data_meta",
+    "model_info",
 )
 
 
@@ -57,8 +72,12 @@ def training_state(trainer: Trainer, rng_per_rank: list[dict[str, Any]]) -> dict
         "freezing": trainer.plan.state_dict(),
         "added_groups": [list(names) for names in trainer.added_groups],
         "callbacks": trainer.callbacks.state_dict(),
-        "position": {"epoch": s.epoch, "batch": s.batch, "global_step": s.global_step,
-                     "skipped_steps": s.skipped_steps},
+        "position": {
+            "epoch": s.epoch,
+            "batch": s.batch,
+            "global_step": s.global_step,
+            "skipped_steps": s.skipped_steps,
+        },
         "running": trainer.totals.state() if trainer.totals is not None else None,
         "history": [dict(row) for row in trainer.history.rows],
         "rng": rng_per_rank[0],

@@ -61,8 +61,9 @@ def default_callbacks(config: RunConfig, *, has_val: bool, given: list[Callback]
         LearningRateMonitor(),
         NaNGuard(check_every=train.log_every),
         CSVLogger(),
-        ModelCheckpoint(monitor="val_accuracy" if has_val else None, mode="max",
-                        every_n_steps=train.checkpoint_every),
+        ModelCheckpoint(
+            monitor="val_accuracy" if has_val else None, mode="max", every_n_steps=train.checkpoint_every
+        ),
     ]
     if train.progress:
         defaults.insert(0, ProgressBar())
@@ -80,14 +81,23 @@ def place_model(model: nn.Module, device: torch.device, channels_last: bool | No
     return channels_last
 
 
-def build_loaders(data: DataBundle, config: RunConfig, device: torch.device, dist: DistEnv,
-                  channels_last: bool) -> Loaders:
+def build_loaders(
+    data: DataBundle, config: RunConfig, device: torch.device, dist: DistEnv, channels_last: bool
+) -> Loaders:
     """The train/val/test loaders of ``data`` for this process (its shard under DDP)."""
     cfg = config.loader
     return make_loaders(
-        data, batch_size=cfg.batch_size, device=device, loader=cfg.loader, augment=cfg.augment,
-        seed=config.train.seed, num_workers=cfg.num_workers, eval_batch_size=cfg.eval_batch_size,
-        channels_last=channels_last, rank=dist.rank, world_size=dist.world_size,
+        data,
+        batch_size=cfg.batch_size,
+        device=device,
+        loader=cfg.loader,
+        augment=cfg.augment,
+        seed=config.train.seed,
+        num_workers=cfg.num_workers,
+        eval_batch_size=cfg.eval_batch_size,
+        channels_last=channels_last,
+        rank=dist.rank,
+        world_size=dist.world_size,
     )
 
 
@@ -95,8 +105,13 @@ def build_mixer(optim: OptimConfig, num_classes: int) -> MixupCutmix | None:
     """Mixup/cutmix on the device, or None when both alphas are 0."""
     if optim.mixup_alpha == 0 and optim.cutmix_alpha == 0:
         return None
-    return MixupCutmix(optim.mixup_alpha, optim.cutmix_alpha, label_smoothing=optim.label_smoothing,
-                       num_classes=num_classes, generator=torch.Generator())
+    return MixupCutmix(
+        optim.mixup_alpha,
+        optim.cutmix_alpha,
+        label_smoothing=optim.label_smoothing,
+        num_classes=num_classes,
+        generator=torch.Generator(),
+    )
 
 
 def build_loss(optim: OptimConfig, mixer: MixupCutmix | None) -> nn.Module:
@@ -105,12 +120,16 @@ def build_loss(optim: OptimConfig, mixer: MixupCutmix | None) -> nn.Module:
     return create_loss(optim.loss, label_smoothing=smoothing)
 
 
-def trainable_groups(model: nn.Module, plan: FreezePlan, optim: OptimConfig,
-                     only: set[str] | None = None) -> list[dict[str, Any]]:
+def trainable_groups(
+    model: nn.Module, plan: FreezePlan, optim: OptimConfig, only: set[str] | None = None
+) -> list[dict[str, Any]]:
     """Parameter groups of the trainable parameters (``only`` these names, when given)."""
-    groups = param_groups(model, weight_decay=optim.weight_decay,
-                          no_decay_norm_bias=optim.no_decay_norm_bias,
-                          lr_multipliers=plan.lr_multipliers())
+    groups = param_groups(
+        model,
+        weight_decay=optim.weight_decay,
+        no_decay_norm_bias=optim.no_decay_norm_bias,
+        lr_multipliers=plan.lr_multipliers(),
+    )
     if only is None:
         return groups
     wanted = {id(p) for n, p in model.named_parameters() if n in only}
@@ -121,22 +140,33 @@ def trainable_groups(model: nn.Module, plan: FreezePlan, optim: OptimConfig,
 def build_optimizer(model: nn.Module, plan: FreezePlan, optim: OptimConfig) -> torch.optim.Optimizer:
     """The optimizer over the parameters the freezing plan trains, at their lr multipliers."""
     return create_optimizer(
-        trainable_groups(model, plan, optim), optim.optimizer, lr=optim.lr,
-        weight_decay=optim.weight_decay, momentum=optim.momentum, nesterov=optim.nesterov,
+        trainable_groups(model, plan, optim),
+        optim.optimizer,
+        lr=optim.lr,
+        weight_decay=optim.weight_decay,
+        momentum=optim.momentum,
+        nesterov=optim.nesterov,
     )
 
 
-def build_scheduler(optimizer: torch.optim.Optimizer, config: RunConfig, batches_per_epoch: int,
-                    has_val: bool) -> Scheduler:
+def build_scheduler(
+    optimizer: torch.optim.Optimizer, config: RunConfig, batches_per_epoch: int, has_val: bool
+) -> Scheduler:
     """The lr schedule, stepped once per optimizer step (or per epoch, for ``plateau``)."""
     optim = config.optim
     if optim.scheduler == "plateau" and not has_val:
-        raise ConfigError("scheduler='plateau' follows the validation loss, but there is no "
-                          "validation set: set data.val_fraction > 0 or choose another scheduler.")
+        raise ConfigError(
+            "scheduler='plateau' follows the validation loss, but there is no "
+            "validation set: set data.val_fraction > 0 or choose another scheduler."
+        )
     steps = math.ceil(batches_per_epoch / optim.grad_accum)
     return create_scheduler(
-        optimizer, optim.scheduler, epochs=config.train.epochs, steps_per_epoch=steps,
-        warmup_epochs=optim.warmup_epochs, **optim.scheduler_options,
+        optimizer,
+        optim.scheduler,
+        epochs=config.train.epochs,
+        steps_per_epoch=steps,
+        warmup_epochs=optim.warmup_epochs,
+        **optim.scheduler_options,
     )
 
 

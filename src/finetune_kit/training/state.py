@@ -130,4 +130,3 @@ class EpochTotals:
     def state(self) -> torch.Tensor:
         """The sums on the CPU, for a checkpoint."""
         return self.sums.cpu()
-

@@ -75,8 +75,15 @@ class Trainer(Evaluator):
         (2, 4)
     """
 
-    def __init__(self, model: nn.Module, data: DataBundle, *, config: RunConfig | None = None,
-                 callbacks: list[Callback] | None = None, **options: Any) -> None:
+    def __init__(
+        self,
+        model: nn.Module,
+        data: DataBundle,
+        *,
+        config: RunConfig | None = None,
+        callbacks: list[Callback] | None = None,
+        **options: Any,
+    ) -> None:
         config = route_options(config or RunConfig(), options)
         chosen = setup.default_callbacks(config, has_val=data.val is not None, given=callbacks or [])
         super().__init__(model, data, config=config, callbacks=chosen)
@@ -116,12 +123,14 @@ class Trainer(Evaluator):
             self.model = nn.SyncBatchNorm.convert_sync_batchnorm(self.model)
         self.mixer = setup.build_mixer(cfg.optim, self.data.num_classes)
         self.loss_fn = setup.build_loss(cfg.optim, self.mixer)
-        self.plan = apply_strategy(self.model, cfg.finetune.strategy, bn_policy=cfg.finetune.bn_policy,
-                                   **cfg.finetune.options)
+        self.plan = apply_strategy(
+            self.model, cfg.finetune.strategy, bn_policy=cfg.finetune.bn_policy, **cfg.finetune.options
+        )
         self.added_groups = []
         self.optimizer = setup.build_optimizer(self.model, self.plan, cfg.optim)
-        self.scheduler = setup.build_scheduler(self.optimizer, cfg, len(self.loaders.train),
-                                               has_val=self.data.val is not None)
+        self.scheduler = setup.build_scheduler(
+            self.optimizer, cfg, len(self.loaders.train), has_val=self.data.val is not None
+        )
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.precision.use_scaler)
         # Warmup (decay ramps up from 0.1) keeps early evaluations from mixing in the random init.
         self.ema = ModelEma(self.model, decay=cfg.optim.ema, warmup=True) if cfg.optim.ema else None
@@ -130,8 +139,9 @@ class Trainer(Evaluator):
         if resume is not None:
             self.run_dir = RunDir.for_resume(path.parent, write=self.is_main)
         else:
-            self.run_dir = RunDir.create(cfg.train.output_dir, overwrite=cfg.train.overwrite,
-                                         write=self.is_main)
+            self.run_dir = RunDir.create(
+                cfg.train.output_dir, overwrite=cfg.train.overwrite, write=self.is_main
+            )
         if self.is_main:
             self._write_run_files()
         barrier()
@@ -220,7 +230,8 @@ class Trainer(Evaluator):
             targets = y
             if self.mixer is not None:  # seeded by position, so a resumed run mixes the same way
                 self.mixer.generator.manual_seed(
-                    derive_seed("mix", cfg.seed, self.state.epoch, self.state.batch))
+                    derive_seed("mix", cfg.seed, self.state.epoch, self.state.batch)
+                )
                 x, targets = self.mixer(x, y)
             with self.precision.autocast(self.device):
                 logits = self.forward_model(x)
@@ -260,8 +271,9 @@ class Trainer(Evaluator):
 
     def at_step_boundary(self) -> bool:
         """True when no gradients are waiting to be accumulated (a checkpoint is exact here)."""
-        return self.state.batch % self.config.optim.grad_accum == 0 or \
-            self.state.batch == len(self.loaders.train)
+        return self.state.batch % self.config.optim.grad_accum == 0 or self.state.batch == len(
+            self.loaders.train
+        )
 
     def _signal_received(self, force_check: bool = True) -> bool:
         """Whether SIGINT/SIGTERM arrived; under DDP all ranks agree (checked every log_every steps)."""
@@ -278,8 +290,12 @@ class Trainer(Evaluator):
 
     def _validate(self) -> None:
         train_loss, train_accuracy = self.totals.means(reduce=all_reduce_sum)
-        self.state.metrics.update(epoch=self.state.epoch + 1, step=self.state.global_step,
-                                  train_loss=train_loss, train_accuracy=train_accuracy)
+        self.state.metrics.update(
+            epoch=self.state.epoch + 1,
+            step=self.state.global_step,
+            train_loss=train_loss,
+            train_accuracy=train_accuracy,
+        )
         if not math.isfinite(self.state.metrics["train_loss"]):
             raise TrainingError(
                 f"The mean training loss of epoch {self.state.epoch + 1} is not finite. "
@@ -290,8 +306,9 @@ class Trainer(Evaluator):
             self.state.metrics["skipped_steps"] = self.state.skipped_steps
         if self.loaders.val is not None:
             values = self._evaluate_loader(self.loaders.val)
-            self.state.metrics.update({f"val_{k}": v for k, v in values.items()
-                                       if isinstance(v, (int, float))})
+            self.state.metrics.update(
+                {f"val_{k}": v for k, v in values.items() if isinstance(v, (int, float))}
+            )
         self.callbacks.fire("validation_end", self)
 
     def _finish_epoch(self) -> None:
@@ -313,9 +330,12 @@ class Trainer(Evaluator):
         self.history.interrupted = True
         self.state.stop_reason = f"interrupted by {self.stop_signal}"
         if self.is_main:
-            print(f"\nStopped by {self.stop_signal}: checkpoint saved to {path}.\n"
-                  f"Resume with: finetune-kit train --config {self.run_dir.path('config.toml')} "
-                  f"--resume {path}", file=sys.stderr)
+            print(
+                f"\nStopped by {self.stop_signal}: checkpoint saved to {path}.\n"
+                f"Resume with: finetune-kit train --config {self.run_dir.path('config.toml')} "
+                f"--resume {path}",
+                file=sys.stderr,
+            )
 
     # ---------------------------------------------------------- checkpoints
     def save_checkpoint(self, name: str) -> Path:

@@ -63,31 +63,45 @@ def schedule(name, t, epochs, spe, opts):
 
 OPTIONS = {
     "constant": st.just({}),
-    "step": st.fixed_dictionaries({"step_size": st.integers(1, 3),
-                                   "gamma": st.sampled_from([0.1, 0.5, 1.0])}),
-    "multistep": st.fixed_dictionaries({
-        "milestones": st.lists(st.integers(0, 6), max_size=3).map(sorted),
-        "gamma": st.sampled_from([0.1, 0.3])}),
+    "step": st.fixed_dictionaries(
+        {"step_size": st.integers(1, 3), "gamma": st.sampled_from([0.1, 0.5, 1.0])}
+    ),
+    "multistep": st.fixed_dictionaries(
+        {
+            "milestones": st.lists(st.integers(0, 6), max_size=3).map(sorted),
+            "gamma": st.sampled_from([0.1, 0.3]),
+        }
+    ),
     "cosine": st.fixed_dictionaries({"eta_min": st.sampled_from([0.0, 0.001, 0.05])}),
 }
 
 
 @SETTINGS
-@given(st.sampled_from(sorted(OPTIONS)).flatmap(lambda n: st.tuples(st.just(n), OPTIONS[n])),
-       st.integers(1, 6), st.integers(1, 7), st.sampled_from([0.0, 0.5, 1.0, 1.5]),
-       st.sampled_from([0.0, 0.1, 0.5]))
+@given(
+    st.sampled_from(sorted(OPTIONS)).flatmap(lambda n: st.tuples(st.just(n), OPTIONS[n])),
+    st.integers(1, 6),
+    st.integers(1, 7),
+    st.sampled_from([0.0, 0.5, 1.0, 1.5]),
+    st.sampled_from([0.0, 0.1, 0.5]),
+)
 def test_step_schedules_follow_their_formula_with_warmup(spec, epochs, spe, warm_epochs, start):
     name, opts = spec
     warm_epochs = min(warm_epochs, epochs)
     opt = make_optimizer(mults=(1.0, 0.1))
-    sched = create_scheduler(opt, name, epochs=epochs, steps_per_epoch=spe,
-                             warmup_epochs=warm_epochs, warmup_start_factor=start, **opts)
+    sched = create_scheduler(
+        opt,
+        name,
+        epochs=epochs,
+        steps_per_epoch=spe,
+        warmup_epochs=warm_epochs,
+        warmup_start_factor=start,
+        **opts,
+    )
     assert sched.interval == "step"
     w = round(warm_epochs * spe)
     for t, lrs in enumerate(lrs_over(sched, epochs * spe + 3)):
         factor = warmup(t, w, start) * schedule(name, t, epochs, spe, opts)
-        assert lrs == pytest.approx([BASE_LR * factor, BASE_LR * 0.1 * factor], rel=1e-12,
-                                    abs=1e-15), t
+        assert lrs == pytest.approx([BASE_LR * factor, BASE_LR * 0.1 * factor], rel=1e-12, abs=1e-15), t
 
 
 def onecycle_reference(t, total, pct=0.3, div=25.0, final_div=1e4):
@@ -106,12 +120,12 @@ def onecycle_reference(t, total, pct=0.3, div=25.0, final_div=1e4):
 @given(st.integers(1, 5), st.integers(4, 20), st.sampled_from([0.0, 0.5]))
 def test_onecycle_follows_the_formula_with_warmup(epochs, spe, warm_epochs):
     opt = make_optimizer()
-    sched = create_scheduler(opt, "onecycle", epochs=epochs, steps_per_epoch=spe,
-                             warmup_epochs=warm_epochs)
+    sched = create_scheduler(opt, "onecycle", epochs=epochs, steps_per_epoch=spe, warmup_epochs=warm_epochs)
     total, w = epochs * spe, round(warm_epochs * spe)
     for t, (lr,) in enumerate(lrs_over(sched, total + 2)):
-        assert lr == pytest.approx(BASE_LR * warmup(t, w, 0.0) * onecycle_reference(t, total),
-                                   rel=1e-12, abs=1e-15)
+        assert lr == pytest.approx(
+            BASE_LR * warmup(t, w, 0.0) * onecycle_reference(t, total), rel=1e-12, abs=1e-15
+        )
 
 
 # --------------------------------------------------------------------------- against torch
@@ -124,12 +138,15 @@ def torch_lrs(opt, sched, steps, metrics=None):
     return out
 
 
-@pytest.mark.parametrize("options", [
-    {"pct_start": 0.3},
-    {"pct_start": 0.25, "div_factor": 10.0, "final_div_factor": 100.0},
-    {"anneal_strategy": "linear"},
-    {"three_phase": True},
-])
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"pct_start": 0.3},
+        {"pct_start": 0.25, "div_factor": 10.0, "final_div_factor": 100.0},
+        {"anneal_strategy": "linear"},
+        {"three_phase": True},
+    ],
+)
 @pytest.mark.parametrize("optimizer", ["sgd", "adam"])
 def test_onecycle_matches_torch_lr_and_momentum(options, optimizer):
     epochs, spe = 3, 17
@@ -140,8 +157,7 @@ def test_onecycle_matches_torch_lr_and_momentum(options, optimizer):
     ref = tls.OneCycleLR(theirs, max_lr=BASE_LR, total_steps=total, **options)
     key = "betas" if optimizer == "adam" else "momentum"
     for _ in range(total):
-        assert ours.param_groups[0]["lr"] == pytest.approx(theirs.param_groups[0]["lr"],
-                                                           rel=1e-12, abs=1e-15)
+        assert ours.param_groups[0]["lr"] == pytest.approx(theirs.param_groups[0]["lr"], rel=1e-12, abs=1e-15)
         got, want = ours.param_groups[0][key], theirs.param_groups[0][key]
         assert got == pytest.approx(want, rel=1e-12)
         theirs.step()
@@ -152,8 +168,10 @@ def test_onecycle_matches_torch_lr_and_momentum(options, optimizer):
 @pytest.mark.parametrize("spe", [1, 3])
 def test_step_and_multistep_match_torch_per_epoch(spe):
     epochs = 12
-    cases = [("step", {"step_size": 3, "gamma": 0.5}, tls.StepLR, {"step_size": 3, "gamma": 0.5}),
-             ("multistep", {"milestones": [2, 5, 9]}, tls.MultiStepLR, {"milestones": [2, 5, 9]})]
+    cases = [
+        ("step", {"step_size": 3, "gamma": 0.5}, tls.StepLR, {"step_size": 3, "gamma": 0.5}),
+        ("multistep", {"milestones": [2, 5, 9]}, tls.MultiStepLR, {"milestones": [2, 5, 9]}),
+    ]
     for name, ours_opts, cls, their_opts in cases:
         ours = make_optimizer()
         sched = create_scheduler(ours, name, epochs=epochs, steps_per_epoch=spe, **ours_opts)
@@ -161,7 +179,8 @@ def test_step_and_multistep_match_torch_per_epoch(spe):
         theirs = make_optimizer()
         per_epoch = torch_lrs(theirs, cls(theirs, **their_opts), epochs)
         assert [lr for (lr,) in per_step] == pytest.approx(
-            [lr for lr in per_epoch for _ in range(spe)], rel=1e-12)
+            [lr for lr in per_epoch for _ in range(spe)], rel=1e-12
+        )
 
 
 def test_cosine_matches_torch_per_step():
@@ -177,24 +196,39 @@ def test_cosine_matches_torch_per_step():
 def test_warmup_is_torch_chained_linear_lr_times_the_schedule():
     epochs, spe, start = 5, 6, 0.1
     ours = make_optimizer()
-    sched = create_scheduler(ours, "cosine", epochs=epochs, steps_per_epoch=spe,
-                             warmup_epochs=2, warmup_start_factor=start)
+    sched = create_scheduler(
+        ours, "cosine", epochs=epochs, steps_per_epoch=spe, warmup_epochs=2, warmup_start_factor=start
+    )
     theirs = make_optimizer()
-    ref = tls.ChainedScheduler([
-        tls.LinearLR(theirs, start_factor=start, total_iters=2 * spe),
-        tls.CosineAnnealingLR(theirs, T_max=epochs * spe),
-    ])
+    ref = tls.ChainedScheduler(
+        [
+            tls.LinearLR(theirs, start_factor=start, total_iters=2 * spe),
+            tls.CosineAnnealingLR(theirs, T_max=epochs * spe),
+        ]
+    )
     want = torch_lrs(theirs, ref, epochs * spe)
     assert [lr for (lr,) in lrs_over(sched, epochs * spe)] == pytest.approx(want, rel=1e-9)
 
 
 @SETTINGS
-@given(st.lists(st.floats(0.0, 2.0), min_size=1, max_size=25), st.sampled_from(["min", "max"]),
-       st.integers(0, 3), st.integers(0, 2), st.sampled_from(["rel", "abs"]),
-       st.sampled_from([0.0, 0.01]))
+@given(
+    st.lists(st.floats(0.0, 2.0), min_size=1, max_size=25),
+    st.sampled_from(["min", "max"]),
+    st.integers(0, 3),
+    st.integers(0, 2),
+    st.sampled_from(["rel", "abs"]),
+    st.sampled_from([0.0, 0.01]),
+)
 def test_plateau_matches_torch(metrics, mode, patience, cooldown, threshold_mode, min_lr):
-    options = {"mode": mode, "patience": patience, "cooldown": cooldown, "factor": 0.5,
-               "threshold_mode": threshold_mode, "threshold": 0.05, "min_lr": min_lr}
+    options = {
+        "mode": mode,
+        "patience": patience,
+        "cooldown": cooldown,
+        "factor": 0.5,
+        "threshold_mode": threshold_mode,
+        "threshold": 0.05,
+        "min_lr": min_lr,
+    }
     ours = make_optimizer()
     sched = create_scheduler(ours, "plateau", epochs=30, steps_per_epoch=5, **options)
     assert sched.interval == "epoch"
@@ -207,8 +241,9 @@ def test_plateau_matches_torch(metrics, mode, patience, cooldown, threshold_mode
 
 def test_plateau_warmup_counts_in_epochs():
     opt = make_optimizer()
-    sched = create_scheduler(opt, "plateau", epochs=10, steps_per_epoch=100, warmup_epochs=2,
-                             warmup_start_factor=0.5, patience=100)
+    sched = create_scheduler(
+        opt, "plateau", epochs=10, steps_per_epoch=100, warmup_epochs=2, warmup_start_factor=0.5, patience=100
+    )
     got = [lr for (lr,) in lrs_over(sched, 4, [1.0] * 4)]
     assert got == pytest.approx([0.1, 0.15, 0.2, 0.2])
 
@@ -229,8 +264,9 @@ def test_a_group_added_mid_run_is_scheduled(name, via):
         add_param_group(opt, sched, new)
     else:
         sched.add_param_group(new)
-    for lr_first, lr_new in lrs_over(sched, ticks - ticks // 2 + 1,
-                                     [*metrics[ticks // 2:], 1.0] if is_epoch else None):
+    for lr_first, lr_new in lrs_over(
+        sched, ticks - ticks // 2 + 1, [*metrics[ticks // 2 :], 1.0] if is_epoch else None
+    ):
         assert lr_new == pytest.approx(0.25 * lr_first, rel=1e-12)
     if name == "onecycle":
         assert opt.param_groups[1]["momentum"] == opt.param_groups[0]["momentum"]
@@ -244,8 +280,7 @@ def test_state_dict_resumes_exactly(name):
     def build():
         opt = make_optimizer(mults=(1.0, 0.5))
         extra = {"patience": 1} if name == "plateau" else {}
-        return opt, create_scheduler(opt, name, epochs=epochs, steps_per_epoch=spe,
-                                     warmup_epochs=1, **extra)
+        return opt, create_scheduler(opt, name, epochs=epochs, steps_per_epoch=spe, warmup_epochs=1, **extra)
 
     is_epoch = name == "plateau"
     ticks = len(metrics) if is_epoch else epochs * spe
@@ -304,7 +339,7 @@ def test_register_a_custom_scheduler():
     @register_scheduler("halving")
     class Halving(Scheduler):
         def schedule(self, t):
-            return 0.5 ** t
+            return 0.5**t
 
     try:
         opt = make_optimizer()

@@ -62,8 +62,15 @@ class Scheduler:
 
     interval: str = "step"
 
-    def __init__(self, optimizer: torch.optim.Optimizer, *, epochs: int, steps_per_epoch: int,
-                 warmup_epochs: float = 0.0, warmup_start_factor: float = 0.0) -> None:
+    def __init__(
+        self,
+        optimizer: torch.optim.Optimizer,
+        *,
+        epochs: int,
+        steps_per_epoch: int,
+        warmup_epochs: float = 0.0,
+        warmup_start_factor: float = 0.0,
+    ) -> None:
         _check_lengths(epochs, steps_per_epoch, warmup_epochs, warmup_start_factor)
         self.optimizer = optimizer
         self.base_lr = float(optimizer.defaults["lr"])
@@ -126,12 +133,15 @@ class Scheduler:
         self._apply()
 
     def __repr__(self) -> str:
-        return (f"{type(self).__name__}(interval={self.interval!r}, t={self.t}, "
-                f"total_steps={self.total_steps}, warmup_steps={self.warmup_steps})")
+        return (
+            f"{type(self).__name__}(interval={self.interval!r}, t={self.t}, "
+            f"total_steps={self.total_steps}, warmup_steps={self.warmup_steps})"
+        )
 
 
-def _check_lengths(epochs: int, steps_per_epoch: int, warmup_epochs: float,
-                   warmup_start_factor: float) -> None:
+def _check_lengths(
+    epochs: int, steps_per_epoch: int, warmup_epochs: float, warmup_start_factor: float
+) -> None:
     if int(epochs) != epochs or epochs < 1:
         raise ConfigError(f"epochs must be a positive integer; got {epochs!r}.")
     if int(steps_per_epoch) != steps_per_epoch or steps_per_epoch < 1:

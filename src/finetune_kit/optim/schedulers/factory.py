@@ -73,15 +73,20 @@ __all__ = [
 # What create_scheduler passes itself; the rest of a scheduler's keywords are its options.
 _COMMON = ("optimizer", "epochs", "steps_per_epoch", "warmup_epochs", "warmup_start_factor")
 SCHEDULERS: Registry[type[Scheduler]] = Registry(
-    "scheduler", options=lambda cls: accepted_options(cls, reserved=_COMMON, open_kwargs=False))
-for _name, _cls in [("constant", ConstantScheduler), ("step", StepScheduler),
-                    ("multistep", MultiStepScheduler), ("cosine", CosineScheduler),
-                    ("onecycle", OneCycleScheduler), ("plateau", PlateauScheduler)]:
+    "scheduler", options=lambda cls: accepted_options(cls, reserved=_COMMON, open_kwargs=False)
+)
+for _name, _cls in [
+    ("constant", ConstantScheduler),
+    ("step", StepScheduler),
+    ("multistep", MultiStepScheduler),
+    ("cosine", CosineScheduler),
+    ("onecycle", OneCycleScheduler),
+    ("plateau", PlateauScheduler),
+]:
     SCHEDULERS.register(_name, _cls)
 
 
-def register_scheduler(name: str, cls: type[Scheduler] | None = None, *,
-                       override: bool = False):
+def register_scheduler(name: str, cls: type[Scheduler] | None = None, *, override: bool = False):
     """Register a :class:`Scheduler` subclass under ``name`` (or use as a decorator).
 
     Args:
@@ -119,9 +124,16 @@ def list_schedulers(pattern: str = "*") -> list[str]:
     return SCHEDULERS.list(pattern)
 
 
-def create_scheduler(optimizer: Optimizer, name: str, *, epochs: int, steps_per_epoch: int,
-                     warmup_epochs: float = 0.0, warmup_start_factor: float = 0.0,
-                     **options: Any) -> Scheduler:
+def create_scheduler(
+    optimizer: Optimizer,
+    name: str,
+    *,
+    epochs: int,
+    steps_per_epoch: int,
+    warmup_epochs: float = 0.0,
+    warmup_start_factor: float = 0.0,
+    **options: Any,
+) -> Scheduler:
     """Build the scheduler registered as ``name`` for ``optimizer``.
 
     Args:
@@ -148,9 +160,15 @@ def create_scheduler(optimizer: Optimizer, name: str, *, epochs: int, steps_per_
         'step'
     """
     if "max_lr" in options:
-        raise ConfigError(f"The scheduler {name!r} has no option 'max_lr': the peak lr is the "
-                          "optimizer's lr (optim.lr).")
+        raise ConfigError(
+            f"The scheduler {name!r} has no option 'max_lr': the peak lr is the optimizer's lr (optim.lr)."
+        )
     SCHEDULERS.check_options(name, options)
-    return SCHEDULERS.get(name)(optimizer, epochs=epochs, steps_per_epoch=steps_per_epoch,
-                                warmup_epochs=warmup_epochs, warmup_start_factor=warmup_start_factor,
-                                **options)
+    return SCHEDULERS.get(name)(
+        optimizer,
+        epochs=epochs,
+        steps_per_epoch=steps_per_epoch,
+        warmup_epochs=warmup_epochs,
+        warmup_start_factor=warmup_start_factor,
+        **options,
+    )

@@ -71,8 +71,9 @@ class StepScheduler(Scheduler):
         [1.0, 1.0, 0.5, 0.5]
     """
 
-    def __init__(self, optimizer: Optimizer, *, step_size: int = 30, gamma: float = 0.1,
-                 **lengths: Any) -> None:
+    def __init__(
+        self, optimizer: Optimizer, *, step_size: int = 30, gamma: float = 0.1, **lengths: Any
+    ) -> None:
         if int(step_size) != step_size or step_size < 1:
             raise ConfigError(f"step_size must be a positive integer (epochs); got {step_size}.")
         self.step_size, self.gamma = int(step_size), _check_gamma(gamma)
@@ -97,8 +98,14 @@ class MultiStepScheduler(Scheduler):
         [1.0, 0.1, 0.1, 0.01]
     """
 
-    def __init__(self, optimizer: Optimizer, *, milestones: Sequence[int] | None = None,
-                 gamma: float = 0.1, **lengths: Any) -> None:
+    def __init__(
+        self,
+        optimizer: Optimizer,
+        *,
+        milestones: Sequence[int] | None = None,
+        gamma: float = 0.1,
+        **lengths: Any,
+    ) -> None:
         epochs = lengths.get("epochs", 1)
         marks = list(milestones) if milestones is not None else [epochs // 2, (3 * epochs) // 4]
         if any(int(m) != m or m < 0 for m in marks) or marks != sorted(marks):
@@ -171,36 +178,53 @@ class OneCycleScheduler(Scheduler):
         (0.04, 1.0, 0.95)
     """
 
-    def __init__(self, optimizer: Optimizer, *, pct_start: float = 0.3,
-                 div_factor: float = 25.0, final_div_factor: float = 1e4,
-                 anneal_strategy: str = "cos", three_phase: bool = False,
-                 cycle_momentum: bool = True, base_momentum: float = 0.85,
-                 max_momentum: float = 0.95, **lengths: Any) -> None:
+    def __init__(
+        self,
+        optimizer: Optimizer,
+        *,
+        pct_start: float = 0.3,
+        div_factor: float = 25.0,
+        final_div_factor: float = 1e4,
+        anneal_strategy: str = "cos",
+        three_phase: bool = False,
+        cycle_momentum: bool = True,
+        base_momentum: float = 0.85,
+        max_momentum: float = 0.95,
+        **lengths: Any,
+    ) -> None:
         if not 0.0 < pct_start < 1.0 or anneal_strategy not in ("cos", "linear"):
-            raise ConfigError("onecycle needs 0 < pct_start < 1 and anneal_strategy 'cos' or "
-                              f"'linear'; got {pct_start}, {anneal_strategy!r}.")
+            raise ConfigError(
+                "onecycle needs 0 < pct_start < 1 and anneal_strategy 'cos' or "
+                f"'linear'; got {pct_start}, {anneal_strategy!r}."
+            )
         if div_factor <= 0 or final_div_factor <= 0:
             raise ConfigError("div_factor and final_div_factor must be > 0.")
         defaults = optimizer.defaults
         if cycle_momentum and "momentum" not in defaults and "betas" not in defaults:
-            raise ConfigError(f"{type(optimizer).__name__} has no momentum to cycle: pass "
-                              "cycle_momentum=False to the onecycle scheduler.")
+            raise ConfigError(
+                f"{type(optimizer).__name__} has no momentum to cycle: pass "
+                "cycle_momentum=False to the onecycle scheduler."
+            )
         self.anneal_strategy, self.cycle_momentum = anneal_strategy, bool(cycle_momentum)
         self.momenta = (float(max_momentum), float(base_momentum))
         initial = 1.0 / div_factor
-        self._phases = self._make_phases(lengths["epochs"] * lengths["steps_per_epoch"],
-                                         pct_start, initial, initial / final_div_factor,
-                                         three_phase)
+        self._phases = self._make_phases(
+            lengths["epochs"] * lengths["steps_per_epoch"],
+            pct_start,
+            initial,
+            initial / final_div_factor,
+            three_phase,
+        )
         super().__init__(optimizer, **lengths)
 
     @staticmethod
-    def _make_phases(total: int, pct: float, initial: float, final: float,
-                     three_phase: bool) -> list[tuple[float, float, float, int, int]]:
+    def _make_phases(
+        total: int, pct: float, initial: float, final: float, three_phase: bool
+    ) -> list[tuple[float, float, float, int, int]]:
         """(end_step, start factor, end factor, start momentum idx, end momentum idx)."""
         up = float(pct * total) - 1
         if three_phase:
-            return [(up, initial, 1.0, 0, 1), (2 * up, 1.0, initial, 1, 0),
-                    (total - 1, initial, final, 0, 0)]
+            return [(up, initial, 1.0, 0, 1), (2 * up, 1.0, initial, 1, 0), (total - 1, initial, final, 0, 0)]
         return [(up, initial, 1.0, 0, 1), (total - 1, 1.0, final, 1, 0)]
 
     def _position(self, t: int) -> tuple[int, float]:
@@ -228,4 +252,3 @@ class OneCycleScheduler(Scheduler):
                 group["betas"] = (momentum, *group["betas"][1:])
             else:
                 group["momentum"] = momentum
-

@@ -57,16 +57,27 @@ class PlateauScheduler(Scheduler):
 
     interval = "epoch"
 
-    def __init__(self, optimizer: Optimizer, *, mode: str = "min", factor: float = 0.1,
-                 patience: int = 10, threshold: float = 1e-4, threshold_mode: str = "rel",
-                 cooldown: int = 0, min_lr: float = 0.0, eps: float = 1e-8,
-                 **lengths: Any) -> None:
+    def __init__(
+        self,
+        optimizer: Optimizer,
+        *,
+        mode: str = "min",
+        factor: float = 0.1,
+        patience: int = 10,
+        threshold: float = 1e-4,
+        threshold_mode: str = "rel",
+        cooldown: int = 0,
+        min_lr: float = 0.0,
+        eps: float = 1e-8,
+        **lengths: Any,
+    ) -> None:
         if mode not in ("min", "max") or threshold_mode not in ("rel", "abs"):
-            raise ConfigError("plateau needs mode 'min' or 'max' and threshold_mode 'rel' or "
-                              f"'abs'; got {mode!r}, {threshold_mode!r}.")
+            raise ConfigError(
+                "plateau needs mode 'min' or 'max' and threshold_mode 'rel' or "
+                f"'abs'; got {mode!r}, {threshold_mode!r}."
+            )
         if not 0.0 < factor < 1.0 or patience < 0 or cooldown < 0 or min_lr < 0:
-            raise ConfigError("plateau needs 0 < factor < 1 and non-negative patience, "
-                              "cooldown and min_lr.")
+            raise ConfigError("plateau needs 0 < factor < 1 and non-negative patience, cooldown and min_lr.")
         self.mode, self.threshold_mode, self.threshold = mode, threshold_mode, threshold
         self.reduce_factor, self.patience, self.cooldown = factor, patience, cooldown
         self.min_lr, self.eps = min_lr, eps
@@ -91,8 +102,10 @@ class PlateauScheduler(Scheduler):
             ConfigError: ``metric`` is None.
         """
         if metric is None:
-            raise ConfigError("The plateau scheduler needs the monitored metric: "
-                              "call step(metric) at the end of each epoch.")
+            raise ConfigError(
+                "The plateau scheduler needs the monitored metric: "
+                "call step(metric) at the end of each epoch."
+            )
         value = float(metric)
         if self._is_better(value):
             self.best, self.num_bad_epochs = value, 0
