@@ -126,3 +126,29 @@ def test_public_docstring_is_complete(name):
 def test_known_gaps_are_public_names():
     unknown = sorted(set(KNOWN_GAPS) - set(fk.__all__))
     assert not unknown, f"KNOWN_GAPS names that are not public (remove them): {unknown}"
+
+
+def test_lazy_exports_are_exactly_the_public_names():
+    import ast
+
+    assert set(fk._EXPORTS) == set(fk.__all__) - {"__version__"}
+    tree = ast.parse(Path(fk.__file__).read_text(encoding="utf-8"))
+    block = next(
+        n for n in tree.body if isinstance(n, ast.If) and getattr(n.test, "id", "") == "TYPE_CHECKING"
+    )
+    typed = {alias.name: node.module for node in block.body for alias in node.names}
+    assert typed == fk._EXPORTS, "the TYPE_CHECKING imports and _EXPORTS of finetune_kit disagree"
+
+
+def test_importing_the_package_does_not_import_torch():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, finetune_kit, finetune_kit.config\n"
+        "from finetune_kit.cli.parser import build_parser\n"
+        "build_parser().parse_args(['list', 'models'])\n"
+        "print('torch' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"

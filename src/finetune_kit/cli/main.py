@@ -12,14 +12,11 @@ import sys
 import traceback
 from collections.abc import Sequence
 
-from finetune_kit.cli.commands import COMMANDS, EXIT_INTERRUPTED
+from finetune_kit.cli.common import EXIT_BAD_INPUT, EXIT_INTERRUPTED
 from finetune_kit.cli.parser import build_parser
 from finetune_kit.errors import FinetuneKitError
-from finetune_kit.runtime.distributed import teardown
 
-__all__ = ["EXIT_BAD_INPUT", "main"]
-
-EXIT_BAD_INPUT = 2
+__all__ = ["main"]
 
 
 def _one_line(exc: BaseException) -> str:
@@ -38,7 +35,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        return COMMANDS[args.command](args)
+        return args.run(args)
     except FinetuneKitError as exc:
         if args.debug:
             traceback.print_exc()
@@ -49,7 +46,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("finetune-kit: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
     finally:
-        teardown()  # under torchrun: leave the process group cleanly, also on errors
+        _leave_process_group()
+
+
+def _leave_process_group() -> None:
+    """Under torchrun: leave the process group cleanly, also on errors (only if torch was used)."""
+    if "torch" in sys.modules:
+        from finetune_kit.runtime.distributed import teardown
+
+        teardown()
 
 
 if __name__ == "__main__":  # pragma: no cover
