@@ -142,7 +142,7 @@ def test_split_file_reused(tmp_path: Path) -> None:
 
 def test_split_file_of_another_dataset(tmp_path: Path) -> None:
     path = create_datasets("fake", train_size=50, test_size=5).save_split(tmp_path / "split.json")
-    with pytest.raises(DataError, match="another dataset"):
+    with pytest.raises(DataError, match="was made for other data"):
         create_datasets("fake", train_size=60, test_size=5, split_file=path)
 
 

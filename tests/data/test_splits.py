@@ -97,9 +97,9 @@ def test_split_file_roundtrip(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"dataset": "other"}, "another dataset: dataset"),
-        ({"n_train_total": 11}, "another dataset: n_train_total"),
-        ({"fingerprint": "xyz"}, "another dataset: fingerprint"),
+        ({"dataset": "other"}, r"other data \(dataset is"),
+        ({"n_train_total": 11}, r"other data \(n_train_total is"),
+        ({"fingerprint": "xyz"}, r"other data \(fingerprint is"),
     ],
 )
 def test_split_file_for_another_dataset(tmp_path: Path, kwargs: dict, message: str) -> None:

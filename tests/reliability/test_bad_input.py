@@ -580,7 +580,7 @@ OTHER_DATA = "data.options={train_size=48, test_size=12, num_classes=4, in_chann
         ),
         pytest.param(
             ["train", "--resume", "{run}/last.ckpt", "--set", OTHER_DATA],
-            "split.json is for another dataset | use the split file of this run",
+            "split.json was made for other data | data.root",
             id="resume-other-dataset",
         ),
         pytest.param(

@@ -42,6 +42,16 @@ def _flag_overrides(args: argparse.Namespace) -> list[str]:
     return [f"{key}={json.dumps(value)}" for key, value in pairs if value is not None]
 
 
+def _sets_output_dir(overrides: list[str]) -> bool:
+    return any(item.split("=", 1)[0].strip() in ("train.output_dir", "output_dir") for item in overrides)
+
+
+def _run_home(resume: str) -> Path:
+    """The directory a resume continues in: a run (or recipe) directory, or a checkpoint's."""
+    path = Path(resume)
+    return path if path.is_dir() else path.parent
+
+
 def run(args: argparse.Namespace) -> int:
     """Train, then test unless ``--no-test``; exit 130 when interrupted (a checkpoint was saved)."""
     from finetune_kit.config import apply_overrides, load_config
@@ -56,15 +66,21 @@ def run(args: argparse.Namespace) -> int:
             "finetune-kit train needs --config FILE (or --resume CKPT). "
             "Try: finetune-kit train --config examples/configs/quickstart.toml"
         )
-    config = apply_overrides(config, args.overrides + _flag_overrides(args))
+    overrides = args.overrides + _flag_overrides(args)
+    if args.resume is not None and not _sets_output_dir(overrides):
+        # Continue in the resumed run's own directory; --output-dir forks it into a new one.
+        overrides.append(f"train.output_dir={json.dumps(str(_run_home(args.resume)))}")
+    config = apply_overrides(config, overrides)
     if config.finetune.recipe is not None:
         from finetune_kit.training.finetuner import FineTuner
 
         tuner = FineTuner.from_config(config)
+        tuner.resume_hint = "finetune-kit train --resume {output_dir}"
         history = tuner.fit(resume=args.resume is not None)
         trainer = tuner.trainer
     else:
         trainer = build_trainer(config, resume=args.resume)
+        trainer.resume_hint = "finetune-kit train --resume {run_dir}"
         history = trainer.fit(resume=args.resume)
     if history.interrupted:
         return EXIT_INTERRUPTED

@@ -111,8 +111,14 @@ def build_section(name: str, values: Any, *, source: str = "config") -> Any:
 
 
 def _coerce(key: str, value: Any, hint: Any, source: str) -> Any:
-    """Check ``value`` against a type hint; ints are accepted where floats are expected."""
+    """Check ``value`` against a type hint; ints are accepted where floats are expected.
+
+    TOML has no null: for a key that may be unset, the string ``"none"`` unsets it
+    (``weights = "none"``, ``--set train.max_steps=none``).
+    """
     options = typing.get_args(hint) if _is_union(hint) else (hint,)
+    if type(None) in options and isinstance(value, str) and value.lower() == "none":
+        return None
     for option in options:
         if option is type(None) and value is None:
             return None

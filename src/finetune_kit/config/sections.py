@@ -56,7 +56,7 @@ def _check_choice(section: str, key: str, value: str, choices: tuple[str, ...]) 
     if value not in choices:
         raise ConfigError(
             f"{section}.{key} must be one of {', '.join(map(repr, choices))}, got {value!r}."
-            f"{did_you_mean(str(value), choices)}"
+            f"{did_you_mean(str(value), [str(c) for c in choices])}"
         )
 
 
@@ -70,6 +70,8 @@ class DataConfig:
         val_fraction: share of the training set held out for validation (stratified).
         preset: transform preset (``"auto"`` picks from the dataset and the model's weights).
         download: allow downloading when the files are found nowhere.
+        channels: convert images to 1 (grayscale) or 3 (RGB) channels (unset: as stored).
+        seed: seed of the validation split (unset: ``train.seed``).
         options: extra keyword arguments for the dataset builder.
     """
 
@@ -78,6 +80,8 @@ class DataConfig:
     val_fraction: float = 0.1
     preset: str = "auto"
     download: bool = True
+    channels: int | None = None
+    seed: int | None = None
     options: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -86,6 +90,9 @@ class DataConfig:
                 f"data.val_fraction must be in [0, 1), got {self.val_fraction!r}. "
                 "Use e.g. 0.1 to hold out 10% of the training set, or 0 for no validation set."
             )
+        if self.channels is not None:
+            _check_choice("data", "channels", self.channels, (1, 3))
+        _check_range("data", "seed", self.seed, low=0)
 
 
 @dataclass
@@ -122,6 +129,7 @@ class ModelConfig:
         weights: ``None``, ``"imagenet"``, a torchvision weights name, or a path.
         small_input: use a 32-pixel stem (ResNets).
         dropout: dropout before the classification head.
+        seed: seed of the new layers' initial weights (unset: ``train.seed``).
         options: extra keyword arguments for the model builder.
     """
 
@@ -129,11 +137,13 @@ class ModelConfig:
     weights: str | None = None
     small_input: bool = False
     dropout: float = 0.0
+    seed: int | None = None
     options: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.dropout < 1.0:
             raise ConfigError(f"model.dropout must be in [0, 1), got {self.dropout!r}.")
+        _check_range("model", "seed", self.seed, low=0)
 
 
 @dataclass
@@ -144,6 +154,8 @@ class OptimConfig:
         loss: a registered loss name.
         label_smoothing: label smoothing for cross-entropy losses.
         optimizer: a registered optimizer name.
+        optimizer_options: extra keyword arguments of that optimizer (e.g. ``{betas = [0.9,
+            0.99], eps = 1e-6}`` for ``adamw``), checked against its signature.
         lr: base learning rate.
         momentum: momentum (SGD, RMSprop).
         nesterov: Nesterov momentum (SGD).
@@ -164,6 +176,7 @@ class OptimConfig:
     loss: str = "cross_entropy"
     label_smoothing: float = 0.0
     optimizer: str = "sgd"
+    optimizer_options: dict[str, Any] = field(default_factory=dict)
     lr: float = 0.05
     momentum: float = 0.9
     nesterov: bool = False
@@ -198,7 +211,9 @@ class FinetuneConfig:
     """What trains: the freezing strategy and the BatchNorm policy of frozen stages.
 
     Args:
-        strategy: a registered freezing strategy (``finetune-kit list strategies``).
+        strategy: a registered freezing strategy (``finetune-kit list strategies``); unset, the
+            model trains as it comes: a strategy already applied with ``apply_strategy``, or
+            the ``requires_grad`` flags set by hand, are kept; a fresh model trains fully.
         bn_policy: ``"eval"`` (frozen BatchNorm keeps its running stats), ``"train"`` or
             ``"frozen_affine"``.
         options: extra keyword arguments for the strategy (e.g. ``{n = 2}``); for a recipe,
@@ -208,7 +223,7 @@ class FinetuneConfig:
         freeze_epochs: epochs of the head-only stage of the ``two_stage`` recipe.
     """
 
-    strategy: str = "full"
+    strategy: str | None = None
     bn_policy: str = "eval"
     options: dict[str, Any] = field(default_factory=dict)
     recipe: str | None = None

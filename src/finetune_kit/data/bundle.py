@@ -92,6 +92,10 @@ class DataBundle:
         n_train_total: size of the full training set before the split.
         fingerprint: hash of the full training labels (identifies the dataset in split files).
         source: where the files came from.
+        origin: how to build this bundle again: ``dataset``, ``root`` (absolute), ``download``,
+            ``channels``, ``options`` (None when they cannot be stored, e.g. in-memory tensors)
+            and the ``preset`` asked for.
+        content: fingerprints of the full training set and of the test set (images and labels).
 
     Example:
         >>> from finetune_kit.data import create_datasets
@@ -120,6 +124,8 @@ class DataBundle:
     n_train_total: int = 0
     fingerprint: str = ""
     source: str = ""
+    origin: dict[str, Any] = field(default_factory=dict)
+    content: dict[str, str] = field(default_factory=dict)
     extra_meta: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -132,7 +138,8 @@ class DataBundle:
 
         Returns:
             ``name``, ``num_classes``, ``in_channels``, ``image_size``, ``input_size``,
-            ``class_names``, ``mean``, ``std``, ``preset``, ``dataset_mean``, ``dataset_std``.
+            ``class_names``, ``mean``, ``std``, ``preset``, ``dataset_mean``, ``dataset_std``,
+            and the content fingerprints ``train_fingerprint`` / ``test_fingerprint``.
         """
         return {
             "name": self.name,
@@ -146,6 +153,8 @@ class DataBundle:
             "preset": self.preset.name,
             "dataset_mean": [float(v) for v in self.dataset_mean],
             "dataset_std": [float(v) for v in self.dataset_std],
+            "train_fingerprint": self.content.get("train", ""),
+            "test_fingerprint": self.content.get("test", ""),
             **self.extra_meta,
         }
 

@@ -40,6 +40,7 @@ from typing import Any
 import torch
 
 from finetune_kit.data.bundle import DataBundle, DatasetParts
+from finetune_kit.data.fingerprint import content_fingerprint
 from finetune_kit.data.presets import Preset, normalization_stats, resolve_preset
 from finetune_kit.data.splits import load_split, split_fingerprint, stratified_split
 from finetune_kit.data.stats import channel_stats
@@ -273,6 +274,15 @@ def create_datasets(
         image_size=image_size,
     )
     dataset_stats = _stats(train)
+    origin = {
+        "dataset": name,
+        "root": None if root is None else str(Path(root).expanduser().resolve()),
+        "download": download,
+        "channels": channels,
+        "preset": preset if isinstance(preset, str) else preset.name,
+        "options": dict(options) if _storable(options) else None,
+    }
+    content = {"train": content_fingerprint(parts.train), "test": content_fingerprint(parts.test)}
     mean, std = normalization_stats(
         chosen, dataset_stats=dataset_stats, weights_meta=weights_meta, in_channels=in_channels
     )
@@ -297,7 +307,20 @@ def create_datasets(
         n_train_total=len(parts.train),
         fingerprint=fingerprint,
         source=parts.source,
+        origin=origin,
+        content=content,
     )
+
+
+def _storable(value: Any) -> bool:
+    """Whether ``value`` can be written to a TOML config (and so rebuilt from it)."""
+    if isinstance(value, (str, bool, int, float)):
+        return True
+    if isinstance(value, (list, tuple)):
+        return all(_storable(v) for v in value)
+    if isinstance(value, dict):
+        return all(isinstance(k, str) and _storable(v) for k, v in value.items())
+    return False
 
 
 def adapt_to_weights(

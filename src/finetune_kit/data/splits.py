@@ -180,8 +180,9 @@ def load_split(
     for key, expected in checks:
         if record.get(key) != expected:
             raise DataError(
-                f"Split file {path} is for another dataset: {key} is {record.get(key)!r}, "
-                f"expected {expected!r}. Use the split file of this run, or delete it to recompute."
+                f"Split file {path} was made for other data ({key} is {record.get(key)!r}, these "
+                f"data give {expected!r}): the data changed since, or data.root points elsewhere. "
+                "Point data.root (--data-root) at the data the split was made for."
             )
     train = _index_tensor(path, record, "train_indices", n_train_total)
     val = _index_tensor(path, record, "val_indices", n_train_total)

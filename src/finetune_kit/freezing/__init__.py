@@ -15,7 +15,7 @@ from finetune_kit.freezing import peft as _peft  # noqa: F401  (registers the lo
 from finetune_kit.freezing import strategies as _strategies  # noqa: F401  (registers the built-ins)
 from finetune_kit.freezing.bn_policy import BN_POLICIES, apply_bn_policy
 from finetune_kit.freezing.peft import add_lora, merge_lora, unmerge_lora
-from finetune_kit.freezing.plan import FreezePlan, apply_strategy, plan_from_state
+from finetune_kit.freezing.plan import FreezePlan, apply_strategy, current_plan, plan_from_state
 from finetune_kit.freezing.registry import (
     STRATEGIES,
     Strategy,
@@ -36,6 +36,7 @@ __all__ = [
     "apply_bn_policy",
     "apply_strategy",
     "create_strategy",
+    "current_plan",
     "list_strategies",
     "merge_lora",
     "plan_from_state",

@@ -53,11 +53,15 @@ from finetune_kit.models.stages import Stage, model_stages, stage_of
 from finetune_kit.models.unwrap import unwrap_model
 from finetune_kit.optim.param_groups import param_groups
 
+PLAN_ATTR = "finetune_kit_plan"
+
 __all__ = [
+    "PLAN_ATTR",
     "STRATEGIES",
     "FreezePlan",
     "Strategy",
     "apply_strategy",
+    "current_plan",
     "list_strategies",
     "plan_from_state",
     "register_strategy",
@@ -322,7 +326,29 @@ def apply_strategy(
     strategy.prepare(model, model_stages(model))
     plan = FreezePlan(model, strategy, bn_policy=bn_policy)
     plan.apply()
+    setattr(model, PLAN_ATTR, plan)  # a Trainer given this model keeps the plan
     return plan
+
+
+def current_plan(model: nn.Module) -> FreezePlan | None:
+    """The plan :func:`apply_strategy` last applied to ``model``, if any.
+
+    Args:
+        model: the model.
+
+    Returns:
+        The :class:`FreezePlan`, or None when no strategy was applied to this model.
+
+    Example:
+        >>> from torch import nn
+        >>> net = nn.Sequential(nn.Linear(2, 2), nn.Linear(2, 1))
+        >>> current_plan(net) is None
+        True
+        >>> apply_strategy(net, "linear_probe") is current_plan(net)
+        True
+    """
+    plan = getattr(model, PLAN_ATTR, None)
+    return plan if isinstance(plan, FreezePlan) and plan.model is model else None
 
 
 def plan_from_state(model: nn.Module, state: dict[str, Any]) -> FreezePlan:

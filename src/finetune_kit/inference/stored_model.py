@@ -88,6 +88,13 @@ def checkpoint_weights(
 
 def stored_description(state: dict[str, Any], path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
     """The checkpoint's ``model_info`` and ``data_meta``, or a clear error."""
+    if not state.get("model_info") and state.get("model_class") and state.get("data_meta"):
+        raise CheckpointError(
+            f"{path} holds a custom model ({state['model_class']}) that finetune_kit cannot "
+            "rebuild from the file. Build the model in Python and load the weights with "
+            "fk.load_weights(model, CHECKPOINT); exports and CLI evaluation need a model from "
+            "fk.create_model (or one registered with fk.register_model)."
+        )
     missing = [key for key in ("model_info", "data_meta") if not state.get(key)]
     if missing:
         raise CheckpointError(

@@ -64,16 +64,23 @@ class RunDir:
             raise OutputDirError(f"Output path {root} exists and is a file; choose a directory name.")
         if root.is_dir() and any(root.iterdir()):
             if not overwrite:
+                resume = f"Resume it (--resume {root}), " if any(root.glob("*.ckpt")) else ""
                 raise OutputDirError(
                     f"Run directory {root} already exists and is not empty; nothing was changed. "
-                    f"Resume it (--resume {root / 'last.ckpt'}), choose another --output-dir, "
-                    "or pass --overwrite (overwrite=True) to replace its run files."
+                    f"{resume}Choose another --output-dir (output_dir=), or pass --overwrite "
+                    "(overwrite=True) to replace its run files."
                 )
             if not (root / MARKER).exists():
                 raise OutputDirError(
                     f"Refusing to overwrite {root}: it is not empty and does not look like a run "
                     f"directory (no {MARKER}). Choose another --output-dir."
                 )
+
+    @staticmethod
+    def is_run_dir(root: str | Path) -> bool:
+        """Whether ``root`` holds a run (its ``config.toml`` and ``classes.json``)."""
+        root = Path(root)
+        return (root / MARKER).is_file() and (root / "classes.json").is_file()
 
     @classmethod
     def for_resume(cls, root: str | Path, *, write: bool = True) -> RunDir:

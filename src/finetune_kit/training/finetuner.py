@@ -37,12 +37,12 @@ from typing import Any
 from torch import nn
 
 from finetune_kit.callbacks import Callback
-from finetune_kit.config import RunConfig
-from finetune_kit.config.overrides import route_options
+from finetune_kit.config import RunConfig, build_section, route_options, save_config
 from finetune_kit.data import DataBundle, adapt_to_weights
-from finetune_kit.errors import ConfigError
+from finetune_kit.errors import ConfigError, OutputDirError
 from finetune_kit.registry import Registry
 from finetune_kit.training.from_config import build_datasets, build_model, weights_meta
+from finetune_kit.training.run_description import data_section, fill_hint, model_section
 from finetune_kit.training.state import History
 from finetune_kit.training.trainer import Trainer
 
@@ -189,11 +189,25 @@ class FineTuner:
             epochs=epochs, freeze_epochs=freeze_epochs, lr=self.config.optim.lr, decay=decay, every=every
         )
         self.recipe = recipe
+        # The recipe's own settings, so that its config.toml rebuilds the same stages.
+        self.config = dataclasses.replace(
+            self.config,
+            finetune=dataclasses.replace(
+                self.config.finetune,
+                recipe=recipe,
+                freeze_epochs=freeze_epochs,
+                options={"decay": decay, "every": every},
+            ),
+            train=dataclasses.replace(self.config.train, epochs=epochs),
+        )
         self.callbacks = list(callbacks or [])
         self.data = dataset if isinstance(dataset, DataBundle) else build_datasets(self.config)
         self.model = model if isinstance(model, nn.Module) else build_model(self.config, self.data)
-        self.data = adapt_to_weights(self.data, weights_meta(self.model), preset=self.config.data.preset)
+        if not isinstance(dataset, DataBundle):  # a bundle given is used as it is, preset included
+            self.data = adapt_to_weights(self.data, weights_meta(self.model), preset=self.config.data.preset)
         self.trainer: Trainer | None = None
+        # How to resume after an interruption ({output_dir}: the recipe's directory).
+        self.resume_hint = "FineTuner(..., output_dir={output_dir!r}).fit(resume=True)"
 
     @classmethod
     def from_config(cls, config: RunConfig) -> FineTuner:
@@ -228,9 +242,12 @@ class FineTuner:
         Returns:
             The epoch rows of all stages, in order (each row has a ``stage`` key).
         """
+        self._write_recipe_config(resume)
+        hint = fill_hint(self.resume_hint, output_dir=self.config.train.output_dir)
         combined = History()
         for index, stage in enumerate(self.stages):
             trainer = self._stage_trainer(index, stage)
+            trainer.resume_hint = hint
             checkpoint = self.stage_dir(index) / "last.ckpt"
             history = trainer.fit(resume=checkpoint if resume and checkpoint.is_file() else None)
             for row in history.rows:
@@ -242,9 +259,32 @@ class FineTuner:
         combined.stop_reason = self.trainer.history.stop_reason
         return combined
 
+    def _write_recipe_config(self, resume: bool) -> None:
+        """``<output_dir>/config.toml``: the recipe as a config, so the whole recipe can resume."""
+        root = Path(self.config.train.output_dir)
+        path = root / "config.toml"
+        if not resume and path.exists() and not self.config.train.overwrite:
+            raise OutputDirError(
+                f"{root} already holds a fine-tuning run; nothing was changed. Resume it "
+                f"(fit(resume=True); finetune-kit train --resume {root}), choose another "
+                "output_dir, or pass overwrite=True (--overwrite)."
+            )
+        config = dataclasses.replace(
+            self.config,
+            data=data_section(self.data, self.config.train.seed),
+            model=model_section(self.model),
+        )
+        try:
+            root.mkdir(parents=True, exist_ok=True)
+            save_config(config, path)
+        except OSError as exc:
+            raise OutputDirError(
+                f"Cannot write {path}: {exc.strerror or exc}. Choose another output_dir."
+            ) from None
+
     def _stage_trainer(self, index: int, stage: RecipeStage) -> Trainer:
         finetune = dataclasses.replace(
-            self.config.finetune, strategy=stage.strategy, options=dict(stage.strategy_options)
+            self.config.finetune, strategy=stage.strategy, options=dict(stage.strategy_options), recipe=None
         )
         optim = dataclasses.replace(self.config.optim, lr=stage.lr)
         train = dataclasses.replace(
@@ -258,6 +298,10 @@ class FineTuner:
         if self.trainer is None:
             raise ConfigError("Call FineTuner.fit() before test().")
         return self.trainer.test(**kwargs)
+
+
+# FineTuner(data_options=...) keys that are [data] settings rather than dataset-builder options.
+_DATA_KEYS = ("root", "val_fraction", "preset", "download", "channels", "seed")
 
 
 def _configure(
@@ -275,7 +319,20 @@ def _configure(
     """Fold the FineTuner's arguments into a RunConfig (saved with each stage's run)."""
     data = config.data
     if isinstance(dataset, str):
-        data = dataclasses.replace(data, dataset=dataset, options={**data.options, **(data_options or {})})
+        given = dict(data_options or {})
+        settings = {k: given.pop(k) for k in _DATA_KEYS if k in given}
+        data = build_section(
+            "data",
+            {
+                **dataclasses.asdict(data),
+                **settings,
+                "dataset": dataset,
+                "options": {**data.options, **given},
+            },
+            source="FineTuner",
+        )
+    elif data_options:
+        raise ConfigError("data_options apply to a dataset given by name; a DataBundle is used as it is.")
     model_cfg = config.model
     if isinstance(model, str):
         model_cfg = dataclasses.replace(

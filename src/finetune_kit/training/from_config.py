@@ -5,7 +5,7 @@ build the datasets, build the model for them, and hand both to a Trainer. The wa
 :func:`evaluate_checkpoint`, rebuilds a saved run's data and model from its checkpoint and tests it.
 
 Example:
-    >>> from finetune_kit.config import RunConfig
+    >>> from finetune_kit.config import RunConfig, load_config
     >>> import tempfile
     >>> cfg = RunConfig.from_dict({"data": {"dataset": "fake", "options": {"train_size": 40,
     ...     "test_size": 20, "in_channels": 1, "image_size": 28}}, "train": {"epochs": 1,
@@ -20,12 +20,18 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from finetune_kit.config import RunConfig
+from torch import nn
+
+from finetune_kit.config import RunConfig, load_config
 from finetune_kit.data import DataBundle, adapt_to_weights, create_datasets
+from finetune_kit.data.fingerprint import check_same_data
+from finetune_kit.errors import CheckpointError, ConfigError
 from finetune_kit.inference.load import load_model
-from finetune_kit.models import create_model, model_info
+from finetune_kit.models import create_model, list_models
+from finetune_kit.models.info import INFO_ATTR, ModelInfo
 from finetune_kit.storage.checkpoint import find_checkpoint, load_checkpoint
 from finetune_kit.training.evaluator import Evaluator
+from finetune_kit.training.run_description import custom_model_error, is_class_path
 from finetune_kit.training.trainer import Trainer
 
 __all__ = [
@@ -39,31 +45,54 @@ __all__ = [
 
 
 def build_datasets(config: RunConfig, *, split_file: str | Path | None = None) -> DataBundle:
-    """Create the datasets a config describes (``split_file`` reuses a saved split)."""
+    """Create the datasets a config describes (``split_file`` reuses a saved split).
+
+    Raises:
+        ConfigError: the config records in-memory tensors, which are not stored with a run.
+    """
     data = config.data
+    if data.dataset == "tensors" and not data.options:
+        raise ConfigError(
+            "This run was trained on in-memory tensors (create_datasets('tensors', ...)), which "
+            "are not stored with the run. Build the DataBundle again in Python and pass it to "
+            "fk.Trainer(model, data, ...)."
+        )
     return create_datasets(
         data.dataset,
         root=data.root,
         val_fraction=data.val_fraction,
-        seed=config.train.seed,
+        seed=config.train.seed if data.seed is None else data.seed,
         preset=data.preset,
         download=data.download,
         split_file=split_file,
+        channels=data.channels,
         **data.options,
     )
 
 
-def build_model(config: RunConfig, bundle: DataBundle):
-    """Create the model a config describes, sized for ``bundle`` (classes and channels)."""
+def build_model(config: RunConfig, bundle: DataBundle, *, pretrained: bool = True) -> nn.Module:
+    """Create the model a config describes, sized for ``bundle`` (classes and channels).
+
+    Args:
+        config: the run configuration.
+        bundle: the data the model is for.
+        pretrained: load ``model.weights``; False builds the same architecture with fresh
+            weights (for a resume or an evaluation, whose checkpoint holds the weights).
+
+    Raises:
+        ConfigError: ``model.name`` is a custom module's class path (finetune_kit cannot build it).
+    """
     m = config.model
+    if is_class_path(m.name) and m.name not in list_models():
+        raise custom_model_error(m.name, "build this run's model")
     return create_model(
         m.name,
         num_classes=bundle.num_classes,
         in_channels=bundle.in_channels,
-        weights=m.weights,
+        weights=m.weights if pretrained else None,
         small_input=m.small_input,
         dropout=m.dropout,
-        seed=config.train.seed,
+        seed=config.train.seed if m.seed is None else m.seed,
         **m.options,
     )
 
@@ -92,24 +121,46 @@ def build_trainer(config: RunConfig, *, resume: str | Path | None = None, **trai
         split = find_checkpoint(resume).parent / "split.json"
         split_file = split if split.is_file() else None
     bundle = build_datasets(config, split_file=split_file)
-    model = build_model(config, bundle)
+    model = build_model(config, bundle, pretrained=resume is None)  # a checkpoint holds the weights
     bundle = adapt_to_weights(bundle, weights_meta(model), preset=config.data.preset)
     return Trainer(model, bundle, config=config, **trainer_kwargs)
 
 
 def weights_meta(model) -> dict[str, Any]:
     """What a data preset needs to know of the model's pretrained weights (empty: none)."""
-    info = model_info(model)
-    if info.weights is None:
+    info = getattr(model, INFO_ATTR, None)
+    if not isinstance(info, ModelInfo) or info.weights is None:
         return {}
     values = {"mean": info.mean, "std": info.std, "input_size": info.input_size}
     return {key: value for key, value in values.items() if value is not None}
 
 
 def config_from_checkpoint(path: str | Path) -> RunConfig:
-    """The resolved config stored in a checkpoint."""
-    state = load_checkpoint(find_checkpoint(path))
-    return RunConfig.from_dict(state["config"], source=str(path))
+    """The config of the run to resume at ``path``.
+
+    Args:
+        path: a checkpoint, a run directory, or a fine-tuning recipe's directory (whose
+            ``config.toml`` names the recipe).
+
+    Returns:
+        The resolved config stored with the run.
+
+    Raises:
+        CheckpointError: no checkpoint there, or one without a config.
+    """
+    recipe_config = Path(path) / "config.toml"
+    if Path(path).is_dir() and not list(Path(path).glob("*.ckpt")) and recipe_config.is_file():
+        config = load_config(recipe_config)
+        if config.finetune.recipe is not None:
+            return config
+    checkpoint = find_checkpoint(path)
+    state = load_checkpoint(checkpoint)
+    if not isinstance(state.get("config"), dict):
+        raise CheckpointError(
+            f"{checkpoint} holds no run configuration; it was not written by a "
+            "finetune_kit Trainer. Pass the run's --config."
+        )
+    return RunConfig.from_dict(state["config"], source=str(checkpoint))
 
 
 def evaluate_checkpoint(source: str | Path, *, device: str = "auto", print_report: bool = True):
@@ -144,10 +195,12 @@ def evaluate_checkpoint(source: str | Path, *, device: str = "auto", print_repor
         8
     """
     path = find_checkpoint(source)
-    state = load_checkpoint(path)
-    config = RunConfig.from_dict(state["config"], source=str(path))
+    config = config_from_checkpoint(path)
+    if is_class_path(config.model.name) and config.model.name not in list_models():
+        raise custom_model_error(config.model.name, "evaluate this run")
     split = path.parent / "split.json"
     bundle = build_datasets(config, split_file=split if split.is_file() else None)
     loaded = load_model(path)  # rebuilds the architecture (LoRA included), EMA weights if any
+    check_same_data(loaded.meta, bundle.meta(), where=str(path))
     evaluator = Evaluator(loaded.model, bundle, config=config, device=device)
     return evaluator.test(save=False, print_report=print_report)

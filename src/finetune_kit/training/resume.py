@@ -20,7 +20,7 @@ from torch import nn
 
 from finetune_kit._version import __version__
 from finetune_kit.errors import CheckpointError
-from finetune_kit.models import model_info
+from finetune_kit.models.info import INFO_ATTR, ModelInfo
 from finetune_kit.runtime.distributed import all_gather_objects, barrier
 from finetune_kit.storage import checkpoint as ckpt
 from finetune_kit.training.state import EpochTotals, History
@@ -31,6 +31,7 @@ if TYPE_CHECKING:
 __all__ = [
     "CHECKPOINT_KEYS",
     "check_resume_compatible",
+    "check_same_run",
     "restore_training_state",
     "save_training_state",
     "training_state",
@@ -84,7 +85,8 @@ def training_state(trainer: Trainer, rng_per_rank: list[dict[str, Any]]) -> dict
         "rng_per_rank": rng_per_rank,
         "config": trainer.config.to_dict(),
         "data_meta": trainer.data.meta(),
-        "model_info": model_info(trainer.model).to_dict(),
+        "model_info": _info_dict(trainer.model),
+        "model_class": f"{type(trainer.model).__module__}.{type(trainer.model).__qualname__}",
     }
 
 
@@ -136,17 +138,90 @@ def restore_training_state(trainer: Trainer, state: dict[str, Any]) -> None:
     ckpt.restore_rng_state(per_rank[trainer.dist.rank] if same_world else state["rng"])
 
 
+def _info_dict(model: nn.Module) -> dict[str, Any] | None:
+    """The model's ModelInfo as plain data; None for a custom module."""
+    info = getattr(model, INFO_ATTR, None)
+    return info.to_dict() if isinstance(info, ModelInfo) else None
+
+
 def check_resume_compatible(state: dict[str, Any], model: nn.Module, path: Path) -> None:
     """Refuse a checkpoint written for another architecture or number of classes.
+
+    Models from ``create_model`` are compared by name and class count, custom modules by class
+    and by the names and shapes of their weights.
 
     Raises:
         CheckpointError: naming both models and the fix.
     """
-    info = model_info(model)
-    saved = state.get("model_info", {})
-    if saved and (saved.get("name"), saved.get("num_classes")) != (info.name, info.num_classes):
+    saved = state.get("model_info") or {}
+    info = _info_dict(model)
+    if (
+        saved
+        and info
+        and (saved.get("name"), saved.get("num_classes")) != (info["name"], info["num_classes"])
+    ):
         raise CheckpointError(
             f"Cannot resume from {path}: it was written for model {saved.get('name')!r} with "
-            f"{saved.get('num_classes')} classes, but this run has {info.name!r} with "
-            f"{info.num_classes} classes. Resume with the same model, or start a new run."
+            f"{saved.get('num_classes')} classes, but this run has {info['name']!r} with "
+            f"{info['num_classes']} classes. Resume with the same model, or start a new run."
         )
+    weights = state.get("model")
+    if isinstance(weights, dict):
+        mine = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+        theirs = {k: tuple(getattr(v, "shape", ())) for k, v in weights.items()}
+        if mine != theirs:
+            differ = sorted(set(mine) ^ set(theirs)) or sorted(k for k in mine if mine[k] != theirs[k])
+            raise CheckpointError(
+                f"Cannot resume from {path}: its weights do not fit this model "
+                f"({state.get('model_class') or 'the saved model'} vs {type(model).__name__}; "
+                f"first differences: {differ[:3]}). Resume with the "
+                "model the run was trained with, or start a new run."
+            )
+
+
+# Config keys that decide the course of training: they must not change on resume.
+_RESUME_KEYS = {
+    "data": ("dataset", "val_fraction", "preset", "channels", "seed", "options"),
+    "model": ("name", "small_input", "dropout", "options"),
+    "loader": ("batch_size", "loader", "augment"),
+    "optim": None,  # all of it
+    "finetune": None,
+    "train": ("precision", "seed", "deterministic", "sync_batchnorm", "tta"),
+}
+
+
+def check_same_run(saved: dict[str, Any], current: dict[str, Any], path: Path) -> None:
+    """Refuse to resume with settings that change the course of the run.
+
+    The data, model, optimizer, schedule, freezing and numerics must be those of the run;
+    where it writes, on which device, how often it logs, and the number of epochs may change.
+
+    Args:
+        saved: the checkpoint's ``config`` (plain data).
+        current: the resuming run's ``RunConfig.to_dict()``.
+        path: the checkpoint, for the message.
+
+    Raises:
+        CheckpointError: naming every key that differs, with both values.
+    """
+    changed = []
+    for section, keys in _RESUME_KEYS.items():
+        old, new = saved.get(section) or {}, current.get(section) or {}
+        for key in keys or sorted(set(old) | set(new)):
+            if _plain(old.get(key)) != _plain(new.get(key)):
+                changed.append(f"{section}.{key}: {old.get(key)!r} -> {new.get(key)!r}")
+    if changed:
+        raise CheckpointError(
+            f"Cannot resume from {path} with other settings: {'; '.join(changed)}. Resume with the "
+            "run's own settings (finetune-kit train --resume RUN, without --config), or start a "
+            "new run with these."
+        )
+
+
+def _plain(value: Any) -> Any:
+    """Tuples as lists and ints as floats where they compare equal, for config comparison."""
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value

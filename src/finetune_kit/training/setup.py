@@ -28,14 +28,16 @@ from finetune_kit.callbacks import (
     ProgressBar,
     Timer,
 )
-from finetune_kit.config import RunConfig, save_config
-from finetune_kit.config.sections import OptimConfig
+from finetune_kit.config import SECTIONS, TRAINER_SECTIONS, RunConfig, route_options, save_config
+from finetune_kit.config.sections import FinetuneConfig, OptimConfig
 from finetune_kit.data import DataBundle, make_loaders
 from finetune_kit.data.loaders import Loaders
 from finetune_kit.data.mixing import MixupCutmix
-from finetune_kit.errors import ConfigError
-from finetune_kit.freezing import FreezePlan
-from finetune_kit.optim import create_loss, create_optimizer, create_scheduler, param_groups
+from finetune_kit.errors import ConfigError, ShapeError
+from finetune_kit.freezing import FreezePlan, apply_strategy, current_plan
+from finetune_kit.metrics import Metrics
+from finetune_kit.models.info import INFO_ATTR
+from finetune_kit.optim import OPTIMIZERS, create_loss, create_optimizer, create_scheduler, param_groups
 from finetune_kit.optim.schedulers import Scheduler
 from finetune_kit.runtime.distributed import DistEnv
 from finetune_kit.storage.run_dir import RunDir
@@ -46,11 +48,117 @@ __all__ = [
     "build_mixer",
     "build_optimizer",
     "build_scheduler",
+    "check_metrics",
     "default_callbacks",
     "place_model",
+    "probe_model",
+    "resolve_plan",
+    "route_trainer_options",
     "trainable_groups",
     "write_run_files",
 ]
+
+
+def route_trainer_options(config: RunConfig, options: dict[str, Any]) -> RunConfig:
+    """Flat Trainer keywords into ``config``: section keys by name, the rest to the optimizer.
+
+    ``Trainer(..., optimizer="adamw", betas=(0.9, 0.99), eps=1e-6)`` puts ``betas`` and ``eps``
+    in ``optim.optimizer_options``; they are checked against the optimizer's own signature.
+
+    Raises:
+        ConfigError: an option neither a config section nor the optimizer takes.
+    """
+    owned = {f.name for section in TRAINER_SECTIONS for f in dataclasses.fields(SECTIONS[section])}
+    name = options.get("optimizer", config.optim.optimizer)
+    extra = {k: v for k, v in options.items() if k not in owned}
+    if extra and name in OPTIMIZERS:
+        accepted = [*(OPTIMIZERS.options(name) or []), "betas", "eps"]
+        passed = {k: v for k, v in extra.items() if k in accepted}
+        if passed:
+            options = {k: v for k, v in options.items() if k not in passed}
+            merged = {**config.optim.optimizer_options, **passed}
+            config = dataclasses.replace(
+                config, optim=dataclasses.replace(config.optim, optimizer_options=merged)
+            )
+    return route_options(config, options)
+
+
+def resolve_plan(model: nn.Module, finetune: FinetuneConfig) -> FreezePlan:
+    """The freezing plan of a run: the configured strategy, else what the model comes with.
+
+    With ``finetune.strategy`` unset, a plan applied with ``apply_strategy`` is kept, and
+    ``requires_grad`` flags set by hand are kept (as ``train_only`` over the modules that
+    train); a model with nothing frozen trains fully.
+
+    Raises:
+        ConfigError: a module has some parameters frozen and others not (not expressible).
+    """
+    if finetune.strategy is not None:
+        return apply_strategy(model, finetune.strategy, bn_policy=finetune.bn_policy, **finetune.options)
+    plan = current_plan(model)
+    if plan is not None:
+        return plan
+    if all(p.requires_grad for p in model.parameters()):
+        return apply_strategy(model, "full", bn_policy=finetune.bn_policy)
+    return apply_strategy(model, "train_only", bn_policy=finetune.bn_policy, names=_trainable_modules(model))
+
+
+def _trainable_modules(model: nn.Module) -> list[str]:
+    """Modules whose own parameters all train, for a model frozen by hand."""
+    names = []
+    for name, module in model.named_modules():
+        flags = {p.requires_grad for p in module.parameters(recurse=False)}
+        if len(flags) > 1:
+            raise ConfigError(
+                f"Module {name or type(model).__name__!r} has some parameters frozen and others "
+                "not; the Trainer keeps frozen modules as they are, not single tensors. Freeze or "
+                "unfreeze whole modules, or pass a strategy (e.g. strategy='train_only', "
+                "options={'names': [...]})."
+            )
+        if flags == {True}:
+            names.append(name)
+    if "" in names:
+        raise ConfigError(
+            "The model's own top-level parameters train while others are frozen; "
+            "pass a strategy (e.g. strategy='train_only') to say what trains."
+        )
+    return names
+
+
+def check_metrics(names: list[str], num_classes: int) -> None:
+    """Build the validation metrics once, so a bad name or option fails before any training."""
+    Metrics(list(dict.fromkeys(["loss", "accuracy", *names])), num_classes, device="cpu")
+
+
+def probe_model(model: nn.Module, data: DataBundle, device: torch.device) -> None:
+    """One forward pass of zeros: a model that does not fit the data fails before training.
+
+    Models from ``create_model`` are checked from their ModelInfo instead (no forward pass).
+
+    Raises:
+        ShapeError: the forward pass fails, or the output is not ``(N, num_classes)``.
+    """
+    if hasattr(model, INFO_ATTR):
+        return
+    x = torch.zeros(2, data.in_channels, *data.input_size, device=device)
+    was_training = model.training
+    try:
+        with torch.no_grad():
+            out = model.eval()(x)
+    except (RuntimeError, ValueError, TypeError) as exc:
+        raise ShapeError(
+            f"The model cannot take this data's images (batches of shape (N, {data.in_channels}, "
+            f"{data.input_size[0]}, {data.input_size[1]})): {str(exc).splitlines()[0]}. Build it "
+            "for these inputs."
+        ) from None
+    finally:
+        model.train(was_training)
+    if not isinstance(out, torch.Tensor) or tuple(out.shape) != (2, data.num_classes):
+        shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+        raise ShapeError(
+            f"The model returns {shape} for 2 images; a classifier for {data.name!r} must return "
+            f"logits of shape (N, {data.num_classes}). Give it {data.num_classes} outputs."
+        )
 
 
 def default_callbacks(config: RunConfig, *, has_val: bool, given: list[Callback]) -> list[Callback]:
@@ -146,6 +254,7 @@ def build_optimizer(model: nn.Module, plan: FreezePlan, optim: OptimConfig) -> t
         weight_decay=optim.weight_decay,
         momentum=optim.momentum,
         nesterov=optim.nesterov,
+        **optim.optimizer_options,
     )
 
 

@@ -18,12 +18,13 @@ import torch
 from torch import nn
 
 from finetune_kit.callbacks import Callback
-from finetune_kit.config import RunConfig, route_options
+from finetune_kit.config import RunConfig
 from finetune_kit.data import DataBundle
+from finetune_kit.data.fingerprint import check_same_data
 from finetune_kit.data.mixing import MixupCutmix
 from finetune_kit.data.sampling import derive_seed
-from finetune_kit.errors import TrainingError
-from finetune_kit.freezing import FreezePlan, apply_strategy
+from finetune_kit.errors import OutputDirError, TrainingError
+from finetune_kit.freezing import FreezePlan
 from finetune_kit.optim import ModelEma
 from finetune_kit.optim.schedulers import Scheduler
 from finetune_kit.runtime import configure_determinism, seed_everything
@@ -38,7 +39,13 @@ from finetune_kit.storage import checkpoint as ckpt
 from finetune_kit.storage.run_dir import RunDir
 from finetune_kit.training import setup
 from finetune_kit.training.evaluator import Evaluator
-from finetune_kit.training.resume import check_resume_compatible, restore_training_state, save_training_state
+from finetune_kit.training.resume import (
+    check_resume_compatible,
+    check_same_run,
+    restore_training_state,
+    save_training_state,
+)
+from finetune_kit.training.run_description import describe_run, fill_hint
 from finetune_kit.training.signals import StopOnSignal, agree_on_stop
 from finetune_kit.training.state import EpochTotals, History
 
@@ -84,7 +91,9 @@ class Trainer(Evaluator):
         callbacks: list[Callback] | None = None,
         **options: Any,
     ) -> None:
-        config = route_options(config or RunConfig(), options)
+        # Resuming with an output_dir of one's own writes there; otherwise into the resumed run.
+        self.output_dir_given = config is not None or "output_dir" in options
+        config = setup.route_trainer_options(config or RunConfig(), options)
         chosen = setup.default_callbacks(config, has_val=data.val is not None, given=callbacks or [])
         super().__init__(model, data, config=config, callbacks=chosen)
         # Built by fit():
@@ -97,35 +106,34 @@ class Trainer(Evaluator):
         self.forward_model: nn.Module = model  # the model as called in training (DDP, compiled)
         self.added_groups: list[list[str]] = []  # names of the parameters each unfreeze added
         self.stop_signal: str | None = None  # set by SIGINT/SIGTERM: save and stop at the next step
+        # How to resume, shown after an interruption ({run_dir}, {checkpoint}); the CLI and
+        # FineTuner put their own form here.
+        self.resume_hint = "trainer.fit(resume={checkpoint!r})"
         self.totals: EpochTotals | None = None  # the training epoch's running sums
 
     # ----------------------------------------------------------------- set-up
-    def _setup(self, resume: str | Path | None) -> dict[str, Any] | None:
-        """Build loaders, loss, optimizer, scheduler, then the run directory; load a checkpoint.
+    def _setup(self, resume: str | Path | None) -> None:
+        """Build every part, restore a checkpoint, then open the run directory and write to it.
 
-        Every part is built (and every name checked) before the run directory is created, so a
-        bad option leaves nothing behind.
+        Every part is built, every name checked and the checkpoint restored before anything is
+        written, so a bad option or a refused resume leaves the disk as it was.
         """
         cfg = self.config
-        state = None
         if init_distributed(self.dist, self.device):
             atexit.register(teardown)
-        if resume is not None:
-            path = ckpt.find_checkpoint(cfg.train.output_dir if str(resume) == "last" else resume)
-            state = ckpt.load_checkpoint(path, map_location="cpu")
-            check_resume_compatible(state, self.model, path)
-        else:
-            RunDir.check_available(cfg.train.output_dir, overwrite=cfg.train.overwrite)
+        path, state = self._load_resume(resume)
+        target = self._run_directory(path)
+        if state is None:
             seed_everything(cfg.train.seed + self.dist.rank)  # dropout differs across ranks
         configure_determinism(cfg.train.deterministic, self.device)
         self._prepare_model_and_loaders()
+        setup.probe_model(self.model, self.data, self.device)
+        setup.check_metrics(cfg.train.metrics, self.data.num_classes)
         if cfg.train.sync_batchnorm and self.dist.is_distributed:
             self.model = nn.SyncBatchNorm.convert_sync_batchnorm(self.model)
         self.mixer = setup.build_mixer(cfg.optim, self.data.num_classes)
         self.loss_fn = setup.build_loss(cfg.optim, self.mixer)
-        self.plan = apply_strategy(
-            self.model, cfg.finetune.strategy, bn_policy=cfg.finetune.bn_policy, **cfg.finetune.options
-        )
+        self.plan = setup.resolve_plan(self.model, cfg.finetune)
         self.added_groups = []
         self.optimizer = setup.build_optimizer(self.model, self.plan, cfg.optim)
         self.scheduler = setup.build_scheduler(
@@ -135,17 +143,52 @@ class Trainer(Evaluator):
         # Warmup (decay ramps up from 0.1) keeps early evaluations from mixing in the random init.
         self.ema = ModelEma(self.model, decay=cfg.optim.ema, warmup=True) if cfg.optim.ema else None
         self._wrap_model()
+        self.config = describe_run(cfg, self.model, self.data, self.plan, str(target.resolve()))
+        if state is not None:
+            check_same_run(state.get("config") or {}, self.config.to_dict(), path)
+            check_same_data(state.get("data_meta") or {}, self.data.meta(), where=str(path))
+            restore_training_state(self, state)
         barrier()  # every rank has checked and built everything before rank 0 writes
-        if resume is not None:
-            self.run_dir = RunDir.for_resume(path.parent, write=self.is_main)
+        if state is not None and target == path.parent:
+            self.run_dir = RunDir.for_resume(target, write=self.is_main)
         else:
-            self.run_dir = RunDir.create(
-                cfg.train.output_dir, overwrite=cfg.train.overwrite, write=self.is_main
-            )
+            self.run_dir = RunDir.create(target, overwrite=cfg.train.overwrite, write=self.is_main)
         if self.is_main:
             self._write_run_files()
         barrier()
-        return state
+
+    def _load_resume(self, resume: str | Path | None) -> tuple[Path | None, dict[str, Any] | None]:
+        """The checkpoint to resume (``"last"``: the output directory's) and its state."""
+        if resume is None:
+            return None, None
+        output_dir = self.config.train.output_dir
+        path = ckpt.find_checkpoint(output_dir if str(resume) == "last" else resume)
+        state = ckpt.load_checkpoint(path, map_location="cpu")
+        check_resume_compatible(state, self.model, path)
+        return path, state
+
+    def _run_directory(self, checkpoint: Path | None) -> Path:
+        """Where this run writes, checked (nothing written): a new directory, or the resumed one.
+
+        A resume continues in the checkpoint's run directory, unless an ``output_dir`` other
+        than that one was given: then the resumed run writes there and the old one is left as
+        it was. A checkpoint outside a run directory is never resumed in place.
+        """
+        train = self.config.train
+        wanted = Path(train.output_dir)
+        if checkpoint is not None:
+            home = checkpoint.parent
+            if not self.output_dir_given or wanted.resolve() == home.resolve():
+                if not RunDir.is_run_dir(home):
+                    raise OutputDirError(
+                        f"{checkpoint} is not inside a run directory (no config.toml and "
+                        f"classes.json beside it), so resuming in place would write into {home}. "
+                        "Give the resumed run its own directory: output_dir=... (--output-dir)."
+                    )
+                return home
+        if self.is_main:
+            RunDir.check_available(wanted, overwrite=train.overwrite)
+        return wanted
 
     def _wrap_model(self) -> None:
         """DDP over the trainable parameters (rebuilt after an unfreeze), then torch.compile."""
@@ -182,9 +225,7 @@ class Trainer(Evaluator):
             CheckpointError: the checkpoint to resume is missing, corrupted or of another model.
             TrainingError: the loss became NaN or infinite.
         """
-        saved = self._setup(resume)
-        if saved is not None:
-            restore_training_state(self, saved)
+        self._setup(resume)
         self.callbacks.fire("fit_start", self)
         with StopOnSignal(self):
             try:
@@ -330,10 +371,9 @@ class Trainer(Evaluator):
         self.history.interrupted = True
         self.state.stop_reason = f"interrupted by {self.stop_signal}"
         if self.is_main:
+            how = fill_hint(self.resume_hint, run_dir=str(self.run_dir.root), checkpoint=str(path))
             print(
-                f"\nStopped by {self.stop_signal}: checkpoint saved to {path}.\n"
-                f"Resume with: finetune-kit train --config {self.run_dir.path('config.toml')} "
-                f"--resume {path}",
+                f"\nStopped by {self.stop_signal}: checkpoint saved to {path}.\nResume with: {how}",
                 file=sys.stderr,
             )
 
