@@ -8,7 +8,7 @@ Every example takes the same flags:
     directory: nothing is downloaded and the run takes seconds. The test suite runs every
     example this way.
 ``--output-dir DIR``
-    The run directory (default ``runs/<example>``; a temporary one with ``--smoke``).
+    The run directory (default ``runs/<example>``; with ``--smoke``, a temporary one removed at exit).
 ``--overwrite``
     Reuse an existing run directory (only one that holds a previous run).
 ``--resume CKPT``
@@ -22,7 +22,9 @@ This module is not part of the library: it only keeps the examples short.
 from __future__ import annotations
 
 import argparse
+import atexit
 import platform
+import shutil
 import sys
 import tempfile
 import time
@@ -68,8 +70,10 @@ def output_dir(args: argparse.Namespace, name: str) -> str:
     """The run directory: ``--output-dir``, a new temporary one for ``--smoke``, or ``runs/NAME``."""
     if args.output_dir:
         return args.output_dir
-    if args.smoke:
-        return str(Path(tempfile.mkdtemp(prefix=f"{name}-smoke-")) / "run")
+    if args.smoke:  # removed when the script ends: a smoke run leaves nothing behind
+        scratch = tempfile.mkdtemp(prefix=f"{name}-smoke-")
+        atexit.register(shutil.rmtree, scratch, ignore_errors=True)
+        return str(Path(scratch) / "run")
     return f"runs/{name}"
 
 

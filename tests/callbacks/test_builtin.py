@@ -34,11 +34,16 @@ class FakeTrainer:
         if self.state.stop_reason is None:
             self.state.stop_reason = reason
 
-    def save_checkpoint(self, name):
+    def save_checkpoint(self, name, *, weights_only=False):
         path = self.run_dir.path(name)
-        path.write_text(f"epoch {self.state.epoch}")
+        path.write_text(f"epoch {self.state.epoch}" + (" weights" if weights_only else ""))
         self.saved.append(name)
         return path
+
+    def link_checkpoint(self, source, target):
+        from finetune_kit.storage.checkpoint import link_checkpoint
+
+        link_checkpoint(self.run_dir.path(source), self.run_dir.path(target))
 
 
 def test_misspelt_hook_raises_at_class_definition():
@@ -120,7 +125,9 @@ def test_model_checkpoint_keeps_top_k(tmp_path):
         cb.on_epoch_end(trainer)
     kept = sorted(p.name for p in (tmp_path / "run").glob("epoch=*.ckpt"))
     assert kept == ["epoch=1-val_accuracy=0.7000.ckpt", "epoch=3-val_accuracy=0.9000.ckpt"]
-    assert (tmp_path / "run" / "best.ckpt").read_text() == "epoch 3"
+    best = tmp_path / "run" / "best.ckpt"
+    assert best.read_text() == "epoch 3 weights"  # top-k files hold weights, last.ckpt the state
+    assert best.stat().st_ino == (tmp_path / "run" / "epoch=3-val_accuracy=0.9000.ckpt").stat().st_ino
     assert (tmp_path / "run" / "last.ckpt").read_text() == "epoch 4"
     assert cb.best_path == "epoch=3-val_accuracy=0.9000.ckpt"
 

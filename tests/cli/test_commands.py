@@ -220,3 +220,69 @@ def test_evaluate_a_lora_run(tmp_path, capsys):
     capsys.readouterr()
     assert main(["evaluate", "--checkpoint", str(run), "--device", "cpu"]) == 0
     assert f"{accuracy:.4f}" in capsys.readouterr().out
+
+
+def test_the_listing_manifest_matches_the_registries():
+    from finetune_kit.cli.builtin_names import BUILTIN_NAMES, live_names
+
+    assert live_names() == BUILTIN_NAMES, "regenerate it: python -m finetune_kit.cli.builtin_names"
+
+
+def test_quick_commands_do_not_import_torch():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from finetune_kit.cli import main\n"
+        "main(['list', 'models', 'resnet*'])\n"
+        "assert 'torch' not in sys.modules, 'list imported torch'\n"
+        "try:\n"
+        "    main(['train', '--epochs', 'x'])\n"
+        "except SystemExit as exit:\n"
+        "    assert exit.code == 2\n"
+        "assert 'torch' not in sys.modules, 'an argument error imported torch'\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert "resnet18" in out.stdout
+
+
+@pytest.mark.parametrize("model, size", [("convnet", None), ("lenet", None), ("resnet9", "16")])
+def test_verify_conv_checks_registry_models(model, size, capsys):
+    argv = ["verify-conv", "--model", model] + (["--image-size", size] if size else [])
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "50 of 50 checks passed: PASS" in out and "param grads" in out
+
+
+def test_global_flags_work_after_the_subcommand(capsys):
+    assert main(["list", "nope", "--debug"]) == 2
+    assert "Traceback" in capsys.readouterr().err
+
+
+def test_list_recipes_and_singular_kinds(capsys):
+    assert main(["list", "recipes"]) == 0 and "two_stage" in capsys.readouterr().out
+    assert main(["list", "strategy", "freeze*"]) == 0
+    assert capsys.readouterr().out.split() == ["freeze_first", "freeze_until"]
+
+
+def test_evaluate_finds_data_that_moved(tmp_path, capsys):
+    import shutil
+
+    import finetune_kit as fk
+
+    root = tmp_path / "data"
+    root.mkdir()
+    for name in ("train", "t10k"):
+        for kind in ("images-idx3-ubyte.gz", "labels-idx1-ubyte.gz"):
+            shutil.copy(f"/usr/share/datasets/fashion-mnist/{name}-{kind}", root)
+    data = fk.create_datasets("fashion_mnist", root=root, limit=60, download=False)
+    model = fk.create_model("convnet", num_classes=10, in_channels=1)
+    fk.Trainer(model, data, epochs=1, progress=False, device="cpu", output_dir=str(tmp_path / "run")).fit()
+    moved = tmp_path / "moved"
+    root.rename(moved)
+    assert main(["evaluate", "--checkpoint", str(tmp_path / "run"), "--data-root", str(moved)]) == 0
+    assert "accuracy" in capsys.readouterr().out
+    assert main(["evaluate", "--checkpoint", str(tmp_path / "run"), "--set", "data.limit=30"]) == 2
+    assert "other data" in capsys.readouterr().err  # other images than the run's are refused

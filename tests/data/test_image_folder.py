@@ -66,7 +66,7 @@ def test_single_folder_split_by_the_library(tmp_path: Path) -> None:
 def test_grayscale_detected_and_channels_forced(tmp_path: Path) -> None:
     written = write_class_folders(tmp_path, {"x": 4, "y": 4}, c=1)
     gray = create_datasets("image_folder", root=tmp_path, val_fraction=0, test_fraction=0.25)
-    assert gray.in_channels == 1 and gray.preset.name == "none"
+    assert gray.in_channels == 1 and gray.preset.name == "small"  # image folders: crop + flip by size
     all_images = torch.cat([gray.train.images, gray.test.images])
     assert any(torch.equal(img, written[("x", 0)]) for img in all_images)
     rgb = create_datasets("image_folder", root=tmp_path, val_fraction=0, test_fraction=0.25, channels=3)
@@ -169,3 +169,11 @@ def test_class_index_saved(tmp_path: Path) -> None:
     path = data.save_class_index(tmp_path / "run" / "classes.json")
     assert json.loads(path.read_text()) == {"0": "a_first", "1": "b_second"}
     assert data.meta()["class_names"] == ["a_first", "b_second"]
+
+
+def test_auto_preset_augments_by_image_size(tmp_path: Path) -> None:
+    write_class_folders(tmp_path / "big", {"x": 3, "y": 3}, c=3, h=64, w=72)
+    photos = create_datasets("image_folder", root=tmp_path / "big", val_fraction=0, test_fraction=0.34)
+    assert photos.preset.name == "photo" and photos.input_size == (64, 72)
+    transform = photos.preset.train_transform(photos.image_size)
+    assert tuple(transform(photos.train.images[0]).shape) == (3, 64, 72)  # RandomResizedCrop at stored size

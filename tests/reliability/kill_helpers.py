@@ -97,12 +97,12 @@ def _install_top_k_kill(nth: int) -> None:
     count = {"top_k": 0}
     real = Trainer.save_checkpoint
 
-    def save_checkpoint(self: Trainer, name: str) -> Path:
+    def save_checkpoint(self: Trainer, name: str, **kwargs: Any) -> Path:
         if name.startswith("epoch="):
             count["top_k"] += 1
             if count["top_k"] == nth:
                 _die()
-        return real(self, name)
+        return real(self, name, **kwargs)
 
     Trainer.save_checkpoint = save_checkpoint
 

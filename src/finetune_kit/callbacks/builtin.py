@@ -88,8 +88,11 @@ class EarlyStopping(Callback):
 class ModelCheckpoint(Callback):
     """Save ``last.ckpt`` every epoch and keep the ``save_top_k`` best by a monitored metric.
 
-    Best checkpoints are named ``epoch=E-<monitor>=V.ckpt`` and ``best.ckpt`` is a copy of the
-    best one. Files that fall out of the top k are deleted (they are the run's own files).
+    ``last.ckpt`` holds the whole training state (for resume). The best epochs are kept as
+    ``epoch=E-<monitor>=V.ckpt`` holding their weights (and EMA weights) with what evaluation,
+    export and prediction need, and ``best.ckpt`` is the best of them: the same file (a hard
+    link where the file system allows it), so it costs no disk. Files that fall out of the top
+    k are deleted (they are the run's own files).
 
     Args:
         monitor: metric to rank by (``None``: only ``last.ckpt``).
@@ -150,9 +153,9 @@ class ModelCheckpoint(Callback):
         name = f"epoch={trainer.state.epoch}-{self.monitor}={value:.4f}.ckpt"
         ranked = sorted([*self.kept, (value, name)], key=lambda item: item[0], reverse=self.mode == "max")
         self.kept, dropped = ranked[: self.save_top_k], ranked[self.save_top_k :]
-        trainer.save_checkpoint(name)  # saved with the updated list, so it resumes exactly too
+        trainer.save_checkpoint(name, weights_only=True)
         if self.kept[0][1] == name:
-            trainer.save_checkpoint("best.ckpt")
+            trainer.link_checkpoint(name, "best.ckpt")
         for _, old in dropped:
             if trainer.is_main:
                 trainer.run_dir.path(old).unlink(missing_ok=True)

@@ -10,7 +10,7 @@ EXIT_BAD_INPUT = 2
 EXIT_INTERRUPTED = 130
 
 
-def add_overrides(p: argparse.ArgumentParser) -> None:
+def add_overrides(p: argparse.ArgumentParser, example: str = "optim.lr=0.1") -> None:
     """``--set KEY=VALUE`` (repeatable), collected in ``args.overrides``."""
     p.add_argument(
         "--set",
@@ -18,5 +18,6 @@ def add_overrides(p: argparse.ArgumentParser) -> None:
         action="append",
         default=[],
         metavar="KEY=VALUE",
-        help="override a config key, e.g. --set optim.lr=0.1 (repeatable)",
+        help=f"override a config key, e.g. --set {example} (repeatable; nested keys with dots, "
+        "'none' unsets an optional key)",
     )

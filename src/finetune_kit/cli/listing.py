@@ -3,45 +3,38 @@
 from __future__ import annotations
 
 import argparse
-import importlib
+import fnmatch
 
+from finetune_kit.cli.builtin_names import BUILTIN_NAMES, LISTERS
+from finetune_kit.config.files import list_configs
 from finetune_kit.errors import ConfigError
 from finetune_kit.registry import did_you_mean
 
 NAME = "list"
 HELP = "list registered names of a kind"
 
-# kind -> (module, function): imported only for the kind asked for.
-LISTERS = {
-    "datasets": ("finetune_kit.data", "list_datasets"),
-    "models": ("finetune_kit.models", "list_models"),
-    "losses": ("finetune_kit.optim", "list_losses"),
-    "optimizers": ("finetune_kit.optim", "list_optimizers"),
-    "schedulers": ("finetune_kit.optim", "list_schedulers"),
-    "metrics": ("finetune_kit.metrics", "list_metrics"),
-    "strategies": ("finetune_kit.freezing", "list_strategies"),
-    "recipes": ("finetune_kit.training", "list_recipes"),
-}
-
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """The arguments of ``finetune-kit list``."""
-    p.add_argument("kind", help=", ".join(LISTERS))
+    p.add_argument("kind", help=", ".join([*LISTERS, "configs"]))
     p.add_argument("pattern", nargs="?", default="*", help="glob pattern, e.g. 'resnet*'")
 
 
 def _kind(text: str) -> str:
-    for kind in LISTERS:
+    for kind in [*LISTERS, "configs"]:
         if text in (kind, kind.removesuffix("s"), kind.removesuffix("es"), kind[:-3] + "y"):
             return kind
     raise ConfigError(
-        f"Unknown kind {text!r}.{did_you_mean(text, list(LISTERS))} Kinds: {', '.join(LISTERS)}."
+        f"Unknown kind {text!r}.{did_you_mean(text, [*LISTERS, 'configs'])} "
+        f"Kinds: {', '.join([*LISTERS, 'configs'])}."
     )
 
 
 def run(args: argparse.Namespace) -> int:
     """Print the matching names, one per line."""
-    module, function = LISTERS[_kind(args.kind)]
-    for name in getattr(importlib.import_module(module), function)(args.pattern):
-        print(name)
+    kind = _kind(args.kind)
+    names = list_configs() if kind == "configs" else BUILTIN_NAMES[kind]  # no torch: answers at once
+    for name in names:
+        if fnmatch.fnmatchcase(name, args.pattern):
+            print(name)
     return 0

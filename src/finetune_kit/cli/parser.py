@@ -34,5 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
         module = subcommand(name)
         p = sub.add_parser(module.NAME, help=module.HELP, description=module.HELP)
         p.set_defaults(run=module.run)
+        # Global flags work after the subcommand too (without resetting one given before it).
+        p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks")
         module.add_arguments(p)
     return parser

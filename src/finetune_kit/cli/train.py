@@ -81,6 +81,10 @@ def run(args: argparse.Namespace) -> int:
     else:
         trainer = build_trainer(config, resume=args.resume)
         trainer.resume_hint = "finetune-kit train --resume {run_dir}"
+        trainer.complete_hint = (
+            "The run in {run_dir} is complete ({epochs}); to train longer: "
+            "finetune-kit train --resume {run_dir} --epochs N (N larger)."
+        )
         history = trainer.fit(resume=args.resume)
     if history.interrupted:
         return EXIT_INTERRUPTED

@@ -12,7 +12,7 @@ Example:
 
 from __future__ import annotations
 
-from finetune_kit.config.files import load_config, save_config
+from finetune_kit.config.files import builtin_config, list_configs, load_config, save_config
 from finetune_kit.config.overrides import TRAINER_SECTIONS, apply_overrides, route_options
 from finetune_kit.config.run_config import SECTIONS, RunConfig, build_section
 from finetune_kit.config.sections import (
@@ -38,6 +38,8 @@ __all__ = [
     "TrainConfig",
     "apply_overrides",
     "build_section",
+    "builtin_config",
+    "list_configs",
     "load_config",
     "route_options",
     "save_config",

@@ -5,6 +5,8 @@ Files are parsed as data with :mod:`tomllib`; nothing in them is ever evaluated.
 
 from __future__ import annotations
 
+import fnmatch
+import importlib.resources
 import sys
 from pathlib import Path
 
@@ -16,14 +18,43 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - exercised on Python 3.10 only
     import tomli as tomllib
 
-__all__ = ["load_config", "save_config", "tomllib"]
+__all__ = ["builtin_config", "list_configs", "load_config", "save_config", "tomllib"]
+
+BUILTIN = "builtin"  # the folder of this package that holds the configs shipped with the library
+
+
+def list_configs(pattern: str = "*") -> list[str]:
+    """Names of the configs shipped with the library (``finetune-kit train --config NAME``).
+
+    Args:
+        pattern: a shell-style glob.
+
+    Returns:
+        The sorted names (file names without ``.toml``).
+
+    Example:
+        >>> "quickstart" in list_configs()
+        True
+    """
+    folder = importlib.resources.files("finetune_kit.config") / BUILTIN
+    names = [entry.name.removesuffix(".toml") for entry in folder.iterdir() if entry.name.endswith(".toml")]
+    return sorted(n for n in names if fnmatch.fnmatchcase(n, pattern))
+
+
+def builtin_config(name: str) -> Path | None:
+    """The file of the shipped config ``name`` (with or without ``.toml``), or None."""
+    stem = name.removesuffix(".toml")
+    if stem not in list_configs():
+        return None
+    return Path(str(importlib.resources.files("finetune_kit.config") / BUILTIN / f"{stem}.toml"))
 
 
 def load_config(path: str | Path) -> RunConfig:
     """Read a TOML file into a :class:`RunConfig`.
 
     Args:
-        path: the TOML file.
+        path: the TOML file, or the name of a config shipped with the library (see
+            :func:`list_configs`), e.g. ``"quickstart"``.
 
     Returns:
         The checked configuration.
@@ -39,10 +70,15 @@ def load_config(path: str | Path) -> RunConfig:
         2
     """
     path = Path(path)
+    if not path.exists() and builtin_config(str(path)) is not None:
+        path = builtin_config(str(path))  # a name of a shipped config, e.g. "quickstart"
     try:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise ConfigError(f"Config file not found: {path}. Check the path.") from None
+        raise ConfigError(
+            f"Config file not found: {path}. Check the path, or use a shipped config by name: "
+            f"{', '.join(list_configs())}."
+        ) from None
     except IsADirectoryError:
         raise ConfigError(
             f"Cannot read config file {path}: it is a directory; give the path of "

@@ -24,7 +24,8 @@ def apply_overrides(config: RunConfig, overrides: list[str]) -> RunConfig:
     """Apply ``section.key=value`` (or unambiguous ``key=value``) overrides.
 
     Values are parsed as TOML values (``0.1``, ``true``, ``"text"``, ``[1, 2]``); a bare word
-    that is not valid TOML is taken as a string, so ``model.name=resnet18`` works.
+    that is not valid TOML is taken as a string, so ``model.name=resnet18`` works. A key inside
+    a table is reached with more dots: ``finetune.options.n=2``, ``data.options.train_size=500``.
 
     Args:
         config: the configuration to start from (not modified).
@@ -38,12 +39,31 @@ def apply_overrides(config: RunConfig, overrides: list[str]) -> RunConfig:
     Example:
         >>> apply_overrides(RunConfig(), ["optim.lr=0.2", "epochs=3"]).train.epochs
         3
+        >>> apply_overrides(RunConfig(), ["finetune.options.n=2"]).finetune.options
+        {'n': 2}
     """
     data = config.to_dict()
     for item in overrides:
         section, key, value = _parse_override(item)
-        data.setdefault(section, {})[key] = value
+        key, *inner = key.split(".")
+        table = data.setdefault(section, {})
+        if inner:  # a key inside a table-valued key, e.g. finetune.options.n
+            table = _subtable(table, key, item)
+            for part in inner[:-1]:
+                table = _subtable(table, part, item)
+            key = inner[-1]
+        table[key] = value
     return RunConfig.from_dict(data, source="--set")
+
+
+def _subtable(table: dict[str, Any], key: str, item: str) -> dict[str, Any]:
+    """``table[key]`` as a (new, if missing) table, for a dotted ``--set`` key."""
+    value = table.setdefault(key, {})
+    if not isinstance(value, dict):
+        raise ConfigError(
+            f"--set {item}: {key!r} is not a table (it holds {value!r}), so it has no keys inside."
+        )
+    return value
 
 
 def _parse_override(item: str) -> tuple[str, str, Any]:

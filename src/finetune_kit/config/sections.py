@@ -49,7 +49,7 @@ def _check_range(section: str, key: str, value: Any, *, low: float, inclusive: b
     ok = value >= low if inclusive else value > low
     if not ok or (isinstance(value, float) and not math.isfinite(value)):
         bound = f">= {low}" if inclusive else f"> {low}"
-        raise ConfigError(f"{section}.{key} must be {bound}, got {value!r}. Fix it in the config.")
+        raise ConfigError(f"{section}.{key} must be {bound}, got {value!r}.")
 
 
 def _check_choice(section: str, key: str, value: str, choices: tuple[str, ...]) -> None:
@@ -71,7 +71,9 @@ class DataConfig:
         preset: transform preset (``"auto"`` picks from the dataset and the model's weights).
         download: allow downloading when the files are found nowhere.
         channels: convert images to 1 (grayscale) or 3 (RGB) channels (unset: as stored).
-        seed: seed of the validation split (unset: ``train.seed``).
+        classes: keep only these classes (names or indices), relabelled in this order.
+        limit: keep at most this many images per split, stratified and seeded (a quick try).
+        seed: seed of the validation split and of ``limit`` (unset: ``train.seed``).
         options: extra keyword arguments for the dataset builder.
     """
 
@@ -81,6 +83,8 @@ class DataConfig:
     preset: str = "auto"
     download: bool = True
     channels: int | None = None
+    classes: list[Any] | None = None
+    limit: int | None = None
     seed: int | None = None
     options: dict[str, Any] = field(default_factory=dict)
 
@@ -93,6 +97,7 @@ class DataConfig:
         if self.channels is not None:
             _check_choice("data", "channels", self.channels, (1, 3))
         _check_range("data", "seed", self.seed, low=0)
+        _check_range("data", "limit", self.limit, low=1)
 
 
 @dataclass

@@ -63,7 +63,7 @@ class DatasetParts:
     source: str = ""
 
 
-@dataclass
+@dataclass(repr=False)
 class DataBundle:
     """A dataset ready for training: splits, shapes, class names, statistics and preset.
 
@@ -127,6 +127,18 @@ class DataBundle:
     origin: dict[str, Any] = field(default_factory=dict)
     content: dict[str, str] = field(default_factory=dict)
     extra_meta: dict[str, Any] = field(default_factory=dict)
+
+    def __repr__(self) -> str:
+        sizes = " / ".join(
+            f"{len(split)} {what}"
+            for what, split in (("train", self.train), ("val", self.val), ("test", self.test))
+            if split is not None
+        )
+        names = self.class_names if len(self.class_names) <= 6 else [*self.class_names[:5], "..."]
+        return (
+            f"DataBundle({self.name!r}: {sizes} images of {self.in_channels}x{self.image_size[0]}x"
+            f"{self.image_size[1]}, {self.num_classes} classes {names}, preset {self.preset.name!r})"
+        )
 
     @property
     def input_size(self) -> tuple[int, int]:

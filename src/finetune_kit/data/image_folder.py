@@ -47,6 +47,7 @@ from torchvision.transforms.v2 import functional as TF
 
 from finetune_kit.data.bundle import DatasetParts
 from finetune_kit.data.images import IMAGE_SUFFIXES, decode_file
+from finetune_kit.data.presets import preset_for_size
 from finetune_kit.data.registry import register_dataset
 from finetune_kit.data.sampling import derive_seed
 from finetune_kit.data.sources import cache_dir
@@ -288,5 +289,6 @@ def image_folder(
         test=made["test"],
         val=made.get("val"),
         class_names=names,
+        default_preset=preset_for_size(made["train"].image_size),  # preset="auto": by size
         source=str(folder),
     )

@@ -1,4 +1,4 @@
-"""Transform presets: the training recipes of the seed scripts, by name.
+"""Transform presets: training augmentation, resizing and normalisation recipes, by name.
 
 A :class:`Preset` says what happens to an image on its way into the model: training augmentation
 (random crop with padding, horizontal flip, or ``RandomResizedCrop``), an optional resize to a
@@ -16,17 +16,21 @@ cifar      RandomCrop(size, padding=4) + horizontal flip + normalise normalise
 imagenet   RandomResizedCrop(224) + flip (DataLoader path);         Resize(224) + CenterCrop(224)
            RandomCrop(size, padding=size//8) + flip + resize to     + ImageNet mean/std
            224 (device path); ImageNet mean/std
+small      RandomCrop(size, padding=size//8) + flip + normalise      normalise
+photo      RandomResizedCrop(stored size) + flip (DataLoader path);  normalise
+           RandomCrop(size, padding=size//8) + flip (device path)
 none       normalise                                                normalise
 ========== ======================================================= =============================
 
 ``preset="auto"`` picks ``imagenet`` when the model's weights want 224-pixel input, otherwise the
-dataset's own recipe (``fashion`` for Fashion-MNIST, ``mnist`` for MNIST, ``cifar`` for CIFAR and
-other 32x32 colour data), else ``none``.
+dataset's own recipe (``fashion`` for Fashion-MNIST, ``mnist`` for MNIST, ``cifar`` for CIFAR,
+``photo`` or ``small`` by image size for image folders; ``cifar`` for other 32x32 colour data),
+else ``none``.
 
 Example:
     >>> from finetune_kit.data import list_presets
     >>> list_presets()
-    ['cifar', 'fashion', 'imagenet', 'mnist', 'none']
+    ['cifar', 'fashion', 'imagenet', 'mnist', 'none', 'photo', 'small']
 """
 
 from __future__ import annotations
@@ -50,6 +54,7 @@ __all__ = [
     "get_preset",
     "list_presets",
     "normalization_stats",
+    "preset_for_size",
     "resolve_preset",
     "weights_input_size",
 ]
@@ -72,8 +77,9 @@ class Preset:
         hflip: training horizontal flip with probability 0.5.
         resize: input size of the model; evaluation resizes the shorter side to it and
             centre-crops (``Resize`` + ``CenterCrop``); None keeps the stored size.
-        random_resized_crop: on the DataLoader path, train with ``RandomResizedCrop(resize)``
-            (+ flip) instead of crop, flip and resize.
+        random_resized_crop: on the DataLoader path, train with ``RandomResizedCrop`` to
+            ``resize`` (or the stored size) (+ flip) instead of crop, flip and resize; the
+            device path crops with padding instead.
         normalization: ``"dataset"`` (training-split statistics) or ``"imagenet"`` (the
             weights' statistics, ImageNet's by default).
         device_capable: the device loader implements this preset.
@@ -107,8 +113,8 @@ class Preset:
         """Per-sample torchvision transforms (uint8 ``(C, H, W)`` in and out) for training, or
         None when there is nothing to do per sample."""
         ops: list[Any] = []
-        if self.random_resized_crop and self.resize:
-            ops.append(v2.RandomResizedCrop(self.resize, antialias=True))
+        if self.random_resized_crop:
+            ops.append(v2.RandomResizedCrop(self.resize or tuple(image_size), antialias=True))
         elif self.padding_for(image_size):
             ops.append(v2.RandomCrop(tuple(image_size), padding=self.padding_for(image_size)))
         if self.hflip:
@@ -130,6 +136,17 @@ for _preset in (
     Preset("mnist", "normalise only (digits are not flip-symmetric)"),
     Preset("fashion", "RandomCrop(28, padding=2) + horizontal flip + normalise", 2, True),
     Preset("cifar", "RandomCrop(32, padding=4) + horizontal flip + normalise", 4, True),
+    Preset(
+        "small", "small images: RandomCrop(size, padding=size/8) + horizontal flip + normalise", None, True
+    ),
+    Preset(
+        "photo",
+        "photos at their stored size: train RandomResizedCrop + flip (device path: crop with "
+        "padding size/8 + flip); normalise with the data's statistics",
+        crop_padding=None,
+        hflip=True,
+        random_resized_crop=True,
+    ),
     Preset(
         "imagenet",
         "ImageNet-pretrained: train RandomResizedCrop(224) + flip (device path: crop with "
@@ -183,6 +200,16 @@ def weights_input_size(weights_meta: Mapping[str, Any] | None) -> int | None:
             return None
         size = size[-1]
     return int(size)
+
+
+def preset_for_size(image_size: tuple[int, int]) -> str:
+    """The default recipe for images of your own: ``"photo"`` from 64 pixels, else ``"small"``.
+
+    Example:
+        >>> preset_for_size((224, 224)), preset_for_size((40, 40))
+        ('photo', 'small')
+    """
+    return "photo" if min(image_size) >= 64 else "small"
 
 
 def resolve_preset(

@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +44,7 @@ from finetune_kit.data.fingerprint import content_fingerprint
 from finetune_kit.data.presets import Preset, normalization_stats, resolve_preset
 from finetune_kit.data.splits import load_split, split_fingerprint, stratified_split
 from finetune_kit.data.stats import channel_stats
+from finetune_kit.data.subsets import select
 from finetune_kit.data.tensor_dataset import ImageTensorDataset, convert_channels
 from finetune_kit.errors import ConfigError, DataError
 from finetune_kit.registry import Registry, accepted_options
@@ -226,6 +227,8 @@ def create_datasets(
     split_file: str | Path | None = None,
     weights_meta: Mapping[str, Any] | None = None,
     channels: int | None = None,
+    classes: Sequence[str | int] | None = None,
+    limit: int | None = None,
     **options: Any,
 ) -> DataBundle:
     """Build a registered dataset: read it, split off validation, choose transforms.
@@ -242,6 +245,11 @@ def create_datasets(
             ``"auto"`` can pick ImageNet preprocessing for ImageNet-pretrained weights.
         channels: convert images to 1 (grayscale) or 3 (RGB) channels, e.g. to feed a
             grayscale dataset to an RGB model; None keeps them as stored.
+        classes: keep only these classes (names or indices), relabelled 0, 1, ... in this
+            order; None keeps all.
+        limit: keep at most this many images in each split (train, test, and a validation
+            set the dataset brings), stratified by class and seeded with ``seed``, for a quick
+            try on part of a dataset; None keeps all.
         options: dataset-specific options (e.g. ``train_size`` for ``fake``).
 
     Returns:
@@ -261,7 +269,7 @@ def create_datasets(
     parts = _call_builder(
         name, builder, root=root, download=download, seed=seed, channels=channels, **options
     )
-    parts = _convert(parts, channels)
+    parts = select(_convert(parts, channels), classes=classes, limit=limit, seed=seed)
     in_channels, image_size = _shape_of(parts.train)
     train, val, train_idx, val_idx, fingerprint = _train_val(
         name, parts, val_fraction=val_fraction, seed=seed, split_file=split_file
@@ -279,6 +287,8 @@ def create_datasets(
         "root": None if root is None else str(Path(root).expanduser().resolve()),
         "download": download,
         "channels": channels,
+        "classes": None if classes is None else list(classes),
+        "limit": limit,
         "preset": preset if isinstance(preset, str) else preset.name,
         "options": dict(options) if _storable(options) else None,
     }

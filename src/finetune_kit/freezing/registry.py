@@ -153,8 +153,9 @@ def create_strategy(name: str, **options: Any) -> Strategy:
     ]
     if needed:
         raise ConfigError(
-            f"Strategy {name!r} needs the option(s) {', '.join(needed)}, "
-            f"e.g. apply_strategy(model, {name!r}, {needed[0]}=...)."
+            f"Strategy {name!r} needs the option(s) {', '.join(needed)}: in Python "
+            f"apply_strategy(model, {name!r}, {needed[0]}=...) (a Trainer: options={{{needed[0]!r}: ...}}); "
+            f"in a config finetune.options = {{{needed[0]} = ...}} (--set finetune.options.{needed[0]}=...)."
         )
     strategy = factory(**options)
     if not strategy.name:

@@ -137,7 +137,8 @@ def resolve_torchvision_weights(model_name: str | None, source: str | WeightsEnu
             "work for the torchvision models built by create_model (resnet*, wide_resnet50_2, "
             "mobilenet_v3_*, efficientnet_b0, vgg11_bn); for others pass the enum member "
             "(e.g. torchvision.models.ResNet18_Weights.DEFAULT), a path to a weights file or "
-            f"run directory (write ./{source} for one of that name), or weights=None."
+            f"run directory (write ./{source} for one of that name), or no weights (weights=None; "
+            "--set model.weights=none)."
         )
     enum = torchvision.models.get_model_weights(model_name)
     choices = ["imagenet", *enum.__members__]
@@ -205,7 +206,8 @@ def _download(weights: WeightsEnum, target: Path) -> None:
             f"{target.parent}. To use them without network access, download the file by hand "
             f"on a machine that has it (e.g. curl -L -o {target.name} {weights.url}) and copy "
             f"it to {target} (set TORCH_HOME to use another cache directory).{check} "
-            "Or pass weights=None to start from a random initialisation."
+            "Or start from a random initialisation: weights=None in Python, --set "
+            'model.weights=none on the command line (weights = "none" in a config).'
         ) from err
 
 

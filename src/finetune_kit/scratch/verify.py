@@ -120,9 +120,10 @@ def verify_conv(
     *,
     device: str | torch.device = "cpu",
     dtype: torch.dtype = torch.float32,
-    model: str | None = None,
+    model: str | nn.Module | None = None,
     seed: int = 0,
-    image_size: int = 64,
+    image_size: int | tuple[int, int] = 64,
+    in_channels: int = 3,
 ) -> VerifyReport:
     """Compare the scratch convolution (and optionally a converted model) with PyTorch's.
 
@@ -133,9 +134,11 @@ def verify_conv(
         dtype: the dtype under test, ``torch.float32`` or ``torch.float64``.
         model: also check a whole model converted with
             :func:`~finetune_kit.scratch.convert_to_scratch`: logits, input gradient and every
-            parameter gradient, in train mode. One of :data:`MODELS`.
+            parameter gradient, in train mode. A model (any ``nn.Module``; ``finetune-kit
+            verify-conv --model NAME`` builds one from the registry) or one of :data:`MODELS`.
         seed: seeds the random tensors and the model's initialisation.
-        image_size: height and width of the model's input batch ``(2, 3, S, S)``.
+        image_size: height and width of the model's input batch ``(2, C, H, W)``.
+        in_channels: channels of that batch.
 
     Returns:
         A :class:`VerifyReport`; ``report.passed`` tells whether every error is within
@@ -149,7 +152,7 @@ def verify_conv(
     device = _check_device(device)
     if dtype not in TOLERANCES:
         raise ConfigError(f"dtype must be torch.float32 or torch.float64, got {dtype}")
-    if model is not None and model not in MODELS:
+    if isinstance(model, str) and model not in MODELS:
         raise UnknownNameError(f"unknown model {model!r}; choose from {', '.join(MODELS)}")
     rows: list[VerifyRow] = []
     generator = torch.Generator().manual_seed(seed)
@@ -159,17 +162,26 @@ def verify_conv(
         for config in DEFAULT_CONFIGS if configs is None else configs:
             rows += _check_config(config, device, dtype, generator)
         if model is not None:
-            rows += _check_model(model, device, dtype, seed, image_size)
+            size = (image_size, image_size) if isinstance(image_size, int) else tuple(image_size)
+            rows += _check_model(model, device, dtype, seed, (in_channels, *size))
     return VerifyReport(tuple(rows), str(device), dtype, _notes(device))
 
 
-def run_verify(device: str = "cpu", model: str | None = None, dtype: str = "float32") -> tuple[str, bool]:
+def run_verify(
+    device: str = "cpu",
+    model: str | nn.Module | None = None,
+    dtype: str = "float32",
+    image_size: int | tuple[int, int] = 64,
+    in_channels: int = 3,
+) -> tuple[str, bool]:
     """Run :func:`verify_conv` for the ``finetune-kit verify-conv`` command.
 
     Args:
         device: ``"cpu"`` or ``"cuda"`` (or ``"cuda:N"``).
-        model: ``None`` or one of :data:`MODELS`, to check a whole converted model too.
+        model: ``None``, a model, or one of :data:`MODELS`, to check a whole converted model too.
         dtype: ``"float32"`` or ``"float64"``.
+        image_size: the model's input height and width.
+        in_channels: the model's input channels.
 
     Returns:
         ``(text, passed)``: the report's table to print, and whether every check passed.
@@ -182,7 +194,9 @@ def run_verify(device: str = "cpu", model: str | None = None, dtype: str = "floa
     dtypes = {"float32": torch.float32, "float64": torch.float64}
     if dtype not in dtypes:
         raise ConfigError(f"dtype must be one of {', '.join(dtypes)}, got {dtype!r}")
-    report = verify_conv(device=device, dtype=dtypes[dtype], model=model)
+    report = verify_conv(
+        device=device, dtype=dtypes[dtype], model=model, image_size=image_size, in_channels=in_channels
+    )
     return report.table(), report.passed
 
 
@@ -273,15 +287,20 @@ def _errors(candidate: Tensor, reference: Tensor, scale: Tensor | None = None) -
 
 
 def _check_model(
-    name: str, device: torch.device, dtype: torch.dtype, seed: int, image_size: int
+    model: str | nn.Module, device: torch.device, dtype: torch.dtype, seed: int, shape: tuple[int, ...]
 ) -> list[VerifyRow]:
-    import torchvision  # only needed here; a heavy import
-
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        original = getattr(torchvision.models, name)(weights=None)
-        x = torch.randn(2, 3, image_size, image_size, dtype=torch.float64)
-        mix = torch.randn(2, 1000, dtype=torch.float64)  # loss = sum(logits * mix)
+        if isinstance(model, str):
+            import torchvision  # only needed here; a heavy import
+
+            name, original = model, getattr(torchvision.models, model)(weights=None)
+        else:
+            name, original = type(model).__name__, model
+        x = torch.randn(2, *shape, dtype=torch.float64)
+        with torch.no_grad():
+            outputs = copy.deepcopy(original).double().eval()(x).shape[1]
+        mix = torch.randn(2, outputs, dtype=torch.float64)  # loss = sum(logits * mix)
     x, mix = x.to(device), mix.to(device)
     results = {}
     for label, module, run_dtype in (
@@ -307,6 +326,9 @@ def _check_model(
 
 def _model_grads(model: nn.Module, x: Tensor, mix: Tensor) -> dict[str, Tensor]:
     model.train()
+    for module in model.modules():  # dropout draws random masks: the three runs must agree
+        if isinstance(module, nn.modules.dropout._DropoutNd):
+            module.eval()
     leaf = x.detach().to(next(model.parameters()).dtype).requires_grad_()
     logits = model(leaf)
     (logits * mix.to(logits.dtype)).sum().backward()

@@ -18,7 +18,10 @@ from dataclasses import dataclass, field
 
 import torch
 
-__all__ = ["VerifyReport", "VerifyRow", "tf32_disabled"]
+__all__ = ["TORCH_FACTOR", "VerifyReport", "VerifyRow", "tf32_disabled"]
+
+TORCH_FACTOR = 10.0
+"""How many times PyTorch's own error (against float64) a scratch result may be off and pass."""
 
 
 @dataclass(frozen=True)
@@ -32,7 +35,10 @@ class VerifyRow:
         max_rel: ``max_abs`` divided by the tensor's scale: ``max`` of the same computation on
             absolute values for a layer, ``max|reference|`` for a model.
         torch_rel: the same relative error for PyTorch's own layer at the tested dtype.
-        tolerance: the largest ``max_rel`` that passes.
+        tolerance: the largest ``max_rel`` that passes on its own; a larger one passes when
+            it is within :data:`TORCH_FACTOR` times PyTorch's own error (``torch_rel``): deep
+            models in train mode amplify rounding so much that PyTorch's float32 result is
+            itself far from the float64 reference, and the check asks to be as good as it.
         detail: a remark printed after the result (e.g. the worst parameter).
     """
 
@@ -46,8 +52,8 @@ class VerifyRow:
 
     @property
     def passed(self) -> bool:
-        """Whether ``max_rel <= tolerance`` (a NaN fails)."""
-        return self.max_rel <= self.tolerance
+        """Whether ``max_rel <= max(tolerance, TORCH_FACTOR * torch_rel)`` (a NaN fails)."""
+        return self.max_rel <= max(self.tolerance, TORCH_FACTOR * self.torch_rel)
 
 
 @dataclass(frozen=True)

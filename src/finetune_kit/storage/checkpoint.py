@@ -18,6 +18,7 @@ Example:
 from __future__ import annotations
 
 import io
+import os
 import pickle
 import random
 import zipfile
@@ -33,6 +34,7 @@ from finetune_kit.storage.atomic import atomic_write_bytes
 __all__ = [
     "capture_rng_state",
     "find_checkpoint",
+    "link_checkpoint",
     "load_checkpoint",
     "restore_rng_state",
     "save_checkpoint",
@@ -56,6 +58,33 @@ def save_checkpoint(state: dict[str, Any], path: str | Path) -> None:
         raise CheckpointError(
             f"Could not write {path}: {exc.strerror or exc}. Free some disk space or choose "
             "another output directory; the previous file (if any) is unchanged."
+        ) from exc
+
+
+def link_checkpoint(source: str | Path, target: str | Path) -> None:
+    """Make ``target`` hold the same checkpoint as ``source`` without writing it twice.
+
+    A hard link, swapped in atomically (``target`` is the old file or the new one, never half
+    of one); where links are not possible (some file systems), an atomic copy.
+
+    Raises:
+        CheckpointError: the copy could not be written.
+    """
+    source, target = Path(source), Path(target)
+    temp = target.with_name(f".{target.name}.{os.getpid()}.link.tmp")
+    try:
+        temp.unlink(missing_ok=True)
+        os.link(source, temp)
+        os.replace(temp, target)
+        return
+    except OSError:
+        temp.unlink(missing_ok=True)
+    data = source.read_bytes()
+    try:
+        atomic_write_bytes(target, lambda handle: handle.write(data))
+    except OSError as exc:
+        raise CheckpointError(
+            f"Could not write {target}: {exc.strerror or exc}. Free some disk space."
         ) from exc
 
 

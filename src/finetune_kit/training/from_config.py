@@ -5,7 +5,7 @@ build the datasets, build the model for them, and hand both to a Trainer. The wa
 :func:`evaluate_checkpoint`, rebuilds a saved run's data and model from its checkpoint and tests it.
 
 Example:
-    >>> from finetune_kit.config import RunConfig, load_config
+    >>> from finetune_kit.config import RunConfig, apply_overrides, load_config
     >>> import tempfile
     >>> cfg = RunConfig.from_dict({"data": {"dataset": "fake", "options": {"train_size": 40,
     ...     "test_size": 20, "in_channels": 1, "image_size": 28}}, "train": {"epochs": 1,
@@ -22,7 +22,7 @@ from typing import Any
 
 from torch import nn
 
-from finetune_kit.config import RunConfig, load_config
+from finetune_kit.config import RunConfig, apply_overrides, load_config
 from finetune_kit.data import DataBundle, adapt_to_weights, create_datasets
 from finetune_kit.data.fingerprint import check_same_data
 from finetune_kit.errors import CheckpointError, ConfigError
@@ -66,6 +66,8 @@ def build_datasets(config: RunConfig, *, split_file: str | Path | None = None) -
         download=data.download,
         split_file=split_file,
         channels=data.channels,
+        classes=data.classes,
+        limit=data.limit,
         **data.options,
     )
 
@@ -163,7 +165,9 @@ def config_from_checkpoint(path: str | Path) -> RunConfig:
     return RunConfig.from_dict(state["config"], source=str(checkpoint))
 
 
-def evaluate_checkpoint(source: str | Path, *, device: str = "auto", print_report: bool = True):
+def evaluate_checkpoint(
+    source: str | Path, *, device: str = "auto", print_report: bool = True, overrides: list[str] = ()
+):
     """Test the weights of a checkpoint on the test set of the run that wrote it.
 
     The dataset is rebuilt from the checkpoint's config (with the run's saved split) and the
@@ -174,6 +178,9 @@ def evaluate_checkpoint(source: str | Path, *, device: str = "auto", print_repor
         source: a ``.ckpt`` file or a run directory.
         device: where to evaluate.
         print_report: print the report.
+        overrides: ``key=value`` changes to the run's config before the data are rebuilt, e.g.
+            ``["data.root=/new/place"]`` when the dataset moved (the data must still be the
+            run's: its fingerprint is checked).
 
     Returns:
         The :class:`~finetune_kit.metrics.report.ClassificationReport`.
@@ -195,7 +202,7 @@ def evaluate_checkpoint(source: str | Path, *, device: str = "auto", print_repor
         8
     """
     path = find_checkpoint(source)
-    config = config_from_checkpoint(path)
+    config = apply_overrides(config_from_checkpoint(path), list(overrides))
     if is_class_path(config.model.name) and config.model.name not in list_models():
         raise custom_model_error(config.model.name, "evaluate this run")
     split = path.parent / "split.json"

@@ -19,10 +19,12 @@ from typing import TYPE_CHECKING, Any
 from torch import nn
 
 from finetune_kit._version import __version__
-from finetune_kit.errors import CheckpointError
+from finetune_kit.config.sections import TrainConfig
+from finetune_kit.errors import CheckpointError, OutputDirError
 from finetune_kit.models.info import INFO_ATTR, ModelInfo
 from finetune_kit.runtime.distributed import all_gather_objects, barrier
 from finetune_kit.storage import checkpoint as ckpt
+from finetune_kit.storage.run_dir import RunDir
 from finetune_kit.training.state import EpochTotals, History
 
 if TYPE_CHECKING:
@@ -32,9 +34,12 @@ __all__ = [
     "CHECKPOINT_KEYS",
     "check_resume_compatible",
     "check_same_run",
+    "load_resume_state",
     "restore_training_state",
+    "resume_target",
     "save_training_state",
     "training_state",
+    "weights_state",
 ]
 
 CHECKPOINT_KEYS = (
@@ -57,6 +62,26 @@ CHECKPOINT_KEYS = (
     "data_meta",
     "model_info",
 )
+
+
+def weights_state(trainer: Trainer) -> dict[str, Any]:
+    """What a best or top-k checkpoint holds: the weights (and EMA weights) of one epoch with
+    what evaluation, export and prediction need (model info, data metadata, freezing, config),
+    not the optimizer and loop state, which only ``last.ckpt`` needs."""
+    return {
+        "format": ckpt.CHECKPOINT_FORMAT,
+        "version": __version__,
+        "kind": "weights",
+        "model": trainer.model.state_dict(),
+        "ema": trainer.ema.state_dict() if trainer.ema is not None else None,
+        "freezing": trainer.plan.state_dict(),
+        "position": {"epoch": trainer.state.epoch, "global_step": trainer.state.global_step},
+        "history": [dict(row) for row in trainer.history.rows],
+        "config": trainer.config.to_dict(),
+        "data_meta": trainer.data.meta(),
+        "model_info": _info_dict(trainer.model),
+        "model_class": f"{type(trainer.model).__module__}.{type(trainer.model).__qualname__}",
+    }
 
 
 def training_state(trainer: Trainer, rng_per_rank: list[dict[str, Any]]) -> dict[str, Any]:
@@ -90,14 +115,18 @@ def training_state(trainer: Trainer, rng_per_rank: list[dict[str, Any]]) -> dict
     }
 
 
-def save_training_state(trainer: Trainer, path: Path) -> None:
-    """Write ``trainer``'s checkpoint to ``path`` atomically.
+def save_training_state(trainer: Trainer, path: Path, *, weights_only: bool = False) -> None:
+    """Write ``trainer``'s checkpoint to ``path`` atomically (its weights only, if asked).
 
     Under DDP every rank calls this (each contributes its RNG state); rank 0 writes.
     """
-    rng_per_rank = all_gather_objects(ckpt.capture_rng_state())
-    if trainer.is_main:
-        ckpt.save_checkpoint(training_state(trainer, rng_per_rank), path)
+    if weights_only:
+        if trainer.is_main:
+            ckpt.save_checkpoint(weights_state(trainer), path)
+    else:
+        rng_per_rank = all_gather_objects(ckpt.capture_rng_state())
+        if trainer.is_main:
+            ckpt.save_checkpoint(training_state(trainer, rng_per_rank), path)
     barrier()
 
 
@@ -181,7 +210,7 @@ def check_resume_compatible(state: dict[str, Any], model: nn.Module, path: Path)
 
 # Config keys that decide the course of training: they must not change on resume.
 _RESUME_KEYS = {
-    "data": ("dataset", "val_fraction", "preset", "channels", "seed", "options"),
+    "data": ("dataset", "val_fraction", "preset", "channels", "classes", "limit", "seed", "options"),
     "model": ("name", "small_input", "dropout", "options"),
     "loader": ("batch_size", "loader", "augment"),
     "optim": None,  # all of it
@@ -225,3 +254,51 @@ def _plain(value: Any) -> Any:
     if isinstance(value, dict):
         return {k: _plain(v) for k, v in value.items()}
     return value
+
+
+def load_resume_state(
+    resume: str | Path | None, output_dir: str, model: nn.Module
+) -> tuple[Path | None, dict[str, Any] | None]:
+    """The checkpoint to resume (``"last"``: the output directory's) and its state, checked
+    against ``model``; ``(None, None)`` for a new run."""
+    if resume is None:
+        return None, None
+    path = ckpt.find_checkpoint(output_dir if str(resume) == "last" else resume)
+    state = ckpt.load_checkpoint(path, map_location="cpu")
+    if state.get("kind") == "weights":
+        raise CheckpointError(
+            f"{path} holds the weights of one epoch (a best or top-k checkpoint), not a training "
+            f"state to resume. Resume from the run's last.ckpt ({path.parent / 'last.ckpt'}), or "
+            "start a new run from these weights (weights= / fk.load_weights)."
+        )
+    check_resume_compatible(state, model, path)
+    return path, state
+
+
+def resume_target(
+    train: TrainConfig, checkpoint: Path | None, *, output_dir_given: bool, check: bool = True
+) -> Path:
+    """Where a run writes, checked (nothing written): a new directory, or the resumed one.
+
+    A resume continues in the checkpoint's run directory, unless an ``output_dir`` other than
+    that one was given: then the resumed run writes there and the old one is left as it was. A
+    checkpoint outside a run directory is never resumed in place.
+
+    Raises:
+        OutputDirError: the directory may not be used (see :meth:`RunDir.check_available`), or
+            the checkpoint is not inside a run directory and no other one was given.
+    """
+    wanted = Path(train.output_dir)
+    if checkpoint is not None:
+        home = checkpoint.parent
+        if not output_dir_given or wanted.resolve() == home.resolve():
+            if not RunDir.is_run_dir(home):
+                raise OutputDirError(
+                    f"{checkpoint} is not inside a run directory (no config.toml and classes.json "
+                    f"beside it), so resuming in place would write into {home}. Give the resumed "
+                    "run its own directory: output_dir=... (--output-dir)."
+                )
+            return home
+    if check:
+        RunDir.check_available(wanted, overwrite=train.overwrite)
+    return wanted

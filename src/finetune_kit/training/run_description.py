@@ -85,6 +85,8 @@ def data_section(data: DataBundle, seed: int) -> DataConfig:
         preset=data.preset.name,
         download=bool(origin.get("download", True)),
         channels=origin.get("channels"),
+        classes=origin.get("classes"),
+        limit=origin.get("limit"),
         seed=None if data.seed == seed else data.seed,
         options=dict(origin.get("options") or {}),  # None: not storable (in-memory tensors)
     )

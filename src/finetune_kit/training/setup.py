@@ -48,6 +48,7 @@ __all__ = [
     "build_mixer",
     "build_optimizer",
     "build_scheduler",
+    "check_epochs",
     "check_metrics",
     "default_callbacks",
     "place_model",
@@ -123,6 +124,12 @@ def _trainable_modules(model: nn.Module) -> list[str]:
             "pass a strategy (e.g. strategy='train_only') to say what trains."
         )
     return names
+
+
+def check_epochs(epochs: int) -> None:
+    """``fit(epochs=...)`` must be a whole number of epochs, at least 1."""
+    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
+        raise ConfigError(f"fit(epochs=...) must be an integer >= 1 (epochs in all), got {epochs!r}.")
 
 
 def check_metrics(names: list[str], num_classes: int) -> None:

@@ -9,6 +9,7 @@ the loop itself is :meth:`Trainer._run_epochs` and :meth:`Trainer._train_epoch`.
 from __future__ import annotations
 
 import atexit
+import dataclasses
 import math
 import sys
 from pathlib import Path
@@ -23,7 +24,7 @@ from finetune_kit.data import DataBundle
 from finetune_kit.data.fingerprint import check_same_data
 from finetune_kit.data.mixing import MixupCutmix
 from finetune_kit.data.sampling import derive_seed
-from finetune_kit.errors import OutputDirError, TrainingError
+from finetune_kit.errors import ConfigError, TrainingError
 from finetune_kit.freezing import FreezePlan
 from finetune_kit.optim import ModelEma
 from finetune_kit.optim.schedulers import Scheduler
@@ -40,9 +41,10 @@ from finetune_kit.storage.run_dir import RunDir
 from finetune_kit.training import setup
 from finetune_kit.training.evaluator import Evaluator
 from finetune_kit.training.resume import (
-    check_resume_compatible,
     check_same_run,
+    load_resume_state,
     restore_training_state,
+    resume_target,
     save_training_state,
 )
 from finetune_kit.training.run_description import describe_run, fill_hint
@@ -109,6 +111,10 @@ class Trainer(Evaluator):
         # How to resume, shown after an interruption ({run_dir}, {checkpoint}); the CLI and
         # FineTuner put their own form here.
         self.resume_hint = "trainer.fit(resume={checkpoint!r})"
+        self.complete_hint = (
+            "The run in {run_dir} is complete ({epochs}); to train longer, "
+            "call fit(epochs=N) with a larger N."
+        )
         self.totals: EpochTotals | None = None  # the training epoch's running sums
 
     # ----------------------------------------------------------------- set-up
@@ -121,8 +127,8 @@ class Trainer(Evaluator):
         cfg = self.config
         if init_distributed(self.dist, self.device):
             atexit.register(teardown)
-        path, state = self._load_resume(resume)
-        target = self._run_directory(path)
+        path, state = load_resume_state(resume, cfg.train.output_dir, self.model)
+        target = resume_target(cfg.train, path, output_dir_given=self.output_dir_given, check=self.is_main)
         if state is None:
             seed_everything(cfg.train.seed + self.dist.rank)  # dropout differs across ranks
         configure_determinism(cfg.train.deterministic, self.device)
@@ -157,38 +163,25 @@ class Trainer(Evaluator):
             self._write_run_files()
         barrier()
 
-    def _load_resume(self, resume: str | Path | None) -> tuple[Path | None, dict[str, Any] | None]:
-        """The checkpoint to resume (``"last"``: the output directory's) and its state."""
-        if resume is None:
-            return None, None
-        output_dir = self.config.train.output_dir
-        path = ckpt.find_checkpoint(output_dir if str(resume) == "last" else resume)
-        state = ckpt.load_checkpoint(path, map_location="cpu")
-        check_resume_compatible(state, self.model, path)
-        return path, state
-
-    def _run_directory(self, checkpoint: Path | None) -> Path:
-        """Where this run writes, checked (nothing written): a new directory, or the resumed one.
-
-        A resume continues in the checkpoint's run directory, unless an ``output_dir`` other
-        than that one was given: then the resumed run writes there and the old one is left as
-        it was. A checkpoint outside a run directory is never resumed in place.
-        """
-        train = self.config.train
-        wanted = Path(train.output_dir)
-        if checkpoint is not None:
-            home = checkpoint.parent
-            if not self.output_dir_given or wanted.resolve() == home.resolve():
-                if not RunDir.is_run_dir(home):
-                    raise OutputDirError(
-                        f"{checkpoint} is not inside a run directory (no config.toml and "
-                        f"classes.json beside it), so resuming in place would write into {home}. "
-                        "Give the resumed run its own directory: output_dir=... (--output-dir)."
-                    )
-                return home
-        if self.is_main:
-            RunDir.check_available(wanted, overwrite=train.overwrite)
-        return wanted
+    def _continue(self, resume: str | Path | None, epochs: int | None) -> None:
+        """A second ``fit`` on this Trainer: carry on from where the first one stopped."""
+        if resume is not None:
+            raise ConfigError(
+                "This Trainer has trained already; fit() continues it. To resume a "
+                "checkpoint, use a new Trainer: Trainer(model, data, ...).fit(resume=...)."
+            )
+        self.stop_signal, self.state.stop_reason, self.history.interrupted = None, None, False
+        if epochs is not None and epochs != self.config.train.epochs:
+            self.config = dataclasses.replace(
+                self.config, train=dataclasses.replace(self.config.train, epochs=epochs)
+            )
+            state = self.scheduler.state_dict()  # the schedule stretches to the new length
+            self.scheduler = setup.build_scheduler(
+                self.optimizer, self.config, len(self.loaders.train), has_val=self.data.val is not None
+            )
+            self.scheduler.load_state_dict(state)
+            if self.is_main:
+                self._write_run_files()
 
     def _wrap_model(self) -> None:
         """DDP over the trainable parameters (rebuilt after an unfreeze), then torch.compile."""
@@ -209,12 +202,16 @@ class Trainer(Evaluator):
             print(summary, file=sys.stderr)
 
     # ------------------------------------------------------------------ fit
-    def fit(self, resume: str | Path | None = None) -> History:
+    def fit(self, resume: str | Path | None = None, *, epochs: int | None = None) -> History:
         """Train for ``epochs`` (or ``max_steps``), validating after every epoch.
+
+        Called again on the same Trainer, ``fit`` continues where the last call stopped (after
+        an interruption, or up to a larger ``epochs``); a run that is complete says so.
 
         Args:
             resume: a checkpoint path, a run directory, or ``"last"`` (the ``last.ckpt`` of
                 ``output_dir``). Training continues exactly where the checkpoint was taken.
+            epochs: train up to this many epochs in all (default: ``config.train.epochs``).
 
         Returns:
             The :class:`~finetune_kit.training.state.History` of epoch rows. ``history.interrupted`` is
@@ -225,7 +222,24 @@ class Trainer(Evaluator):
             CheckpointError: the checkpoint to resume is missing, corrupted or of another model.
             TrainingError: the loss became NaN or infinite.
         """
-        self._setup(resume)
+        if epochs is not None:
+            setup.check_epochs(epochs)
+        if self.optimizer is None:
+            if epochs is not None:
+                self.config = dataclasses.replace(
+                    self.config, train=dataclasses.replace(self.config.train, epochs=epochs)
+                )
+            self._setup(resume)
+        else:
+            self._continue(resume, epochs)
+        if self.state.epoch >= self.config.train.epochs:
+            if self.is_main:
+                done = f"{self.state.epoch} epoch{'s' if self.state.epoch != 1 else ''}"
+                print(
+                    fill_hint(self.complete_hint, run_dir=str(self.run_dir.root), epochs=done),
+                    file=sys.stderr,
+                )
+            return self.history
         self.callbacks.fire("fit_start", self)
         with StopOnSignal(self):
             try:
@@ -378,11 +392,17 @@ class Trainer(Evaluator):
             )
 
     # ---------------------------------------------------------- checkpoints
-    def save_checkpoint(self, name: str) -> Path:
-        """Write the full training state to ``name`` in the run directory, atomically.
+    def save_checkpoint(self, name: str, *, weights_only: bool = False) -> Path:
+        """Write the full training state (or only the weights) to ``name`` in the run directory.
 
         Under DDP every rank calls this (each contributes its RNG state); rank 0 writes.
         """
         path = self.run_dir.path(name)
-        save_training_state(self, path)
+        save_training_state(self, path, weights_only=weights_only)
         return path
+
+    def link_checkpoint(self, source: str, target: str) -> None:
+        """Make checkpoint ``target`` the same file as ``source`` (a hard link, or a copy)."""
+        if self.is_main:
+            ckpt.link_checkpoint(self.run_dir.path(source), self.run_dir.path(target))
+        barrier()
