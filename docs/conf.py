@@ -39,11 +39,13 @@ html_static_path = ["_static"]
 # The config reference is generated from the config dataclasses so it cannot drift from the code.
 from pathlib import Path  # noqa: E402
 
+from finetune_kit.cli.reference import cli_reference  # noqa: E402
 from finetune_kit.config.reference import config_reference  # noqa: E402
 
 _generated = Path(__file__).parent / "_generated"
 _generated.mkdir(exist_ok=True)
-_reference = _generated / "config_reference.md"
-if not _reference.exists() or _reference.read_text() != config_reference():
-    _reference.write_text(config_reference())
+for _name, _text in (("config_reference.md", config_reference()), ("cli_reference.md", cli_reference())):
+    _page = _generated / _name
+    if not _page.exists() or _page.read_text() != _text:
+        _page.write_text(_text)
 exclude_patterns.append("_generated")

@@ -14,7 +14,7 @@ HELP = "evaluate a checkpoint on its test set"
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """The flags of ``finetune-kit evaluate``."""
     p.add_argument("--checkpoint", required=True, help="a .ckpt file or a run directory")
-    p.add_argument("--device", default="auto")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
     p.add_argument("--data-root", help="where the run's dataset is now (data.root), if it moved")
     add_overrides(p, example="data.options.cache=true")
 

@@ -10,7 +10,7 @@ HELP = "check the from-scratch convolution against PyTorch"
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """The flags of ``finetune-kit verify-conv``."""
-    p.add_argument("--device", default="cpu")
+    p.add_argument("--device", default="cpu", help="cpu, or cuda / cuda:N to check against cuDNN")
     p.add_argument(
         "--model",
         default=None,
