@@ -38,6 +38,7 @@ from finetune_kit.data import DataBundle, ImageTensorDataset, eval_transform_fro
 from finetune_kit.errors import ConfigError, DataError, DeviceError, ShapeError
 from finetune_kit.inference.load import LoadedModel, load_model
 from finetune_kit.runtime import eval_forward, resolve_device
+from finetune_kit.storage.metadata import check_data_meta
 
 __all__ = ["Predictions", "predict"]
 
@@ -155,11 +156,22 @@ def _check_meta(meta: Mapping[str, Any] | None) -> dict[str, Any]:
             "preprocessing and class names). Pass meta=data.meta(), or predict from a path / "
             "load_model(...) result, which carries it."
         )
+    if not isinstance(meta, Mapping):
+        raise ConfigError(f"meta must be a dict (DataBundle.meta()), got {type(meta).__name__}.")
     missing = [key for key in META_KEYS if key not in meta]
     if missing:
         raise ConfigError(
             f"meta lacks {missing}; pass the full DataBundle.meta() of the data the model was trained on."
         )
+    names = meta["class_names"]
+    count = len(names) if isinstance(names, (list, tuple)) else names  # the model's outputs decide
+    check_data_meta(
+        {"name": "", **meta, "num_classes": count},
+        "predict",
+        error=ConfigError,
+        entry="meta",
+        fix="Pass the DataBundle.meta() of the data the model was trained on.",
+    )
     return dict(meta)
 
 

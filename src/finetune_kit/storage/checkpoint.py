@@ -18,9 +18,7 @@ Example:
 from __future__ import annotations
 
 import io
-import pickle
 import random
-import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +26,9 @@ import numpy as np
 import torch
 
 from finetune_kit.errors import CheckpointError
+from finetune_kit.storage import metadata
 from finetune_kit.storage.atomic import atomic_write_bytes
+from finetune_kit.storage.torch_files import read_torch_file
 
 __all__ = [
     "capture_rng_state",
@@ -76,35 +76,34 @@ def load_checkpoint(path: str | Path, *, map_location: str | torch.device = "cpu
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"Checkpoint not found: {path}. Check the path (e.g. runs/NAME/last.ckpt).")
-    try:
-        state = torch.load(path, map_location=map_location, weights_only=True)
-    except pickle.UnpicklingError as exc:
-        if "global" not in str(exc).lower():  # no disallowed object: just not a checkpoint
-            raise CheckpointError(
-                f"Cannot read checkpoint {path}: it is not a torch checkpoint or it is corrupted "
-                f"({_first_line(exc)}). Use a .ckpt file written by finetune_kit."
-            ) from None
-        raise CheckpointError(
-            f"Refused to load {path}: it contains pickled objects that are not plain tensors or "
-            f"data, which could run code ({_first_line(exc)}). Only load files you trust, and "
-            "re-save them with finetune_kit or as .safetensors."
-        ) from None
-    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as exc:
-        raise CheckpointError(
-            f"Cannot read checkpoint {path}: it is truncated or corrupted ({_first_line(exc)}). "
-            "Use an earlier checkpoint of the run (best.ckpt, epoch-*.ckpt) or start again."
-        ) from None
+    state = read_torch_file(path, what="checkpoint", fix=_FIX, map_location=map_location)
     if not isinstance(state, dict) or "model" not in state:
         raise CheckpointError(
             f"{path} is not a finetune_kit checkpoint (no 'model' entry). To load plain weights, "
             "use create_model(..., weights=PATH)."
         )
+    _check_entries(state, str(path))
     return state
 
 
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0][:200] if text else type(exc).__name__
+_FIX = "Use an earlier checkpoint of the run (best.ckpt, epoch=*.ckpt) or start again."
+
+
+def _check_entries(state: dict[str, Any], where: str) -> None:
+    """The entries every reader relies on, checked once here (see :mod:`.metadata`)."""
+    if state.get("config") is not None and not isinstance(state["config"], dict):
+        raise CheckpointError(
+            f"{where}: its config entry must be a table of sections, got "
+            f"{type(state['config']).__name__}. {_FIX}"
+        )
+    if state.get("model_info") is not None:
+        metadata.check_model_info(state["model_info"], where, complete=False, fix=_FIX)
+    if state.get("data_meta") is not None:
+        metadata.check_data_meta(state["data_meta"], where, fix=_FIX)
+    if state.get("freezing") is not None:
+        metadata.check_freezing(state["freezing"], where, fix=_FIX)
+    if state.get("position") is not None:
+        metadata.check_position(state["position"], where, fix=_FIX)
 
 
 def find_checkpoint(source: str | Path) -> Path:
