@@ -52,6 +52,7 @@ from finetune_kit.inference.stored_model import (
 )
 from finetune_kit.storage.atomic import atomic_write_group
 from finetune_kit.storage.checkpoint import find_checkpoint, load_checkpoint
+from finetune_kit.storage.paths import user_path
 
 __all__ = ["export"]
 
@@ -154,6 +155,7 @@ def export(source: str | Path, path: str | Path, *, use_ema: bool = True, overwr
         Traceback (most recent call last):
         finetune_kit.errors.OutputDirError: Refusing to overwrite ...
     """
+    user_path(path, "path")
     ckpt_path = find_checkpoint(source)
     state = load_checkpoint(ckpt_path)
     info, meta = stored_description(state, ckpt_path)

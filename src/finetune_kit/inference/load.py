@@ -31,8 +31,9 @@ from finetune_kit.inference.stored_model import (
 from finetune_kit.models import ModelInfo, model_info
 from finetune_kit.models.info import update_model_info
 from finetune_kit.runtime import resolve_device
-from finetune_kit.storage.metadata import check_data_meta, check_model_info, check_stored_model
 from finetune_kit.storage.checkpoint import find_checkpoint, load_checkpoint
+from finetune_kit.storage.metadata import check_data_meta, check_model_info, check_stored_model
+from finetune_kit.storage.paths import user_path
 
 __all__ = ["LoadedModel", "load_model"]
 
@@ -138,7 +139,7 @@ def _read_export(json_path: Path) -> tuple[dict[str, Any], dict[str, torch.Tenso
 
 def _resolve_source(source: str | Path) -> tuple[str, Path]:
     """``("export", json path)`` or ``("checkpoint", ckpt path)``."""
-    path = Path(source)
+    path = user_path(source, "source")
     if path.is_dir() and (path / INFO_FILE).is_file():
         return "export", path / INFO_FILE
     if path.suffix == ".json" and path.is_file():

@@ -39,6 +39,7 @@ from finetune_kit.errors import ConfigError, DataError, DeviceError, ShapeError
 from finetune_kit.inference.load import LoadedModel, load_model
 from finetune_kit.runtime import eval_forward, resolve_device
 from finetune_kit.storage.metadata import check_data_meta
+from finetune_kit.storage.paths import user_path
 
 __all__ = ["Predictions", "predict"]
 
@@ -208,7 +209,7 @@ def _check_files(paths: Sequence[str | Path]) -> None:
     if not paths:
         raise DataError("No images were given; pass at least one PNG or JPEG file.")
     for path in paths:
-        if not Path(path).is_file():
+        if not user_path(path, "image").is_file():
             raise DataError(f"Image file {path} does not exist (or is not a file). Check the path.")
 
 

@@ -64,15 +64,16 @@ def build_model(
             be rebuilt (unknown option, LoRA weights without LoRA settings).
         UnknownNameError: the model name is not registered in this process.
     """
+    lora = _has_lora(state)
+    if lora and (not freezing or freezing.get("strategy") != "lora"):
+        raise CheckpointError(
+            f"{where} holds LoRA weights but no LoRA freezing state; it "
+            "cannot be rebuilt. Re-save it with finetune_kit."
+        )
     try:
-        _check_size(info, state, where)
+        _check_skeleton(info, state, where, lora)
         model = create_model(info["name"], **info["build_kwargs"])
-        if _has_lora(state):
-            if not freezing or freezing.get("strategy") != "lora":
-                raise CheckpointError(
-                    f"{where} holds LoRA weights but no LoRA freezing state; it "
-                    "cannot be rebuilt. Re-save it with finetune_kit."
-                )
+        if lora:
             apply_strategy(model, "lora", **freezing.get("options", {}))
     except UnknownNameError:
         raise
@@ -80,12 +81,7 @@ def build_model(
         raise CheckpointError(
             f"{where}: its stored model description cannot be rebuilt ({exc}) {_FIX}"
         ) from None
-    problem = _mismatch(model.state_dict(), state)
-    if problem:
-        raise CheckpointError(
-            f"The weights in {where} do not fit the {info['name']!r} model they claim to be: "
-            f"{problem}. The file may have been edited or mixed up with another."
-        )
+    _raise_on_mismatch(model.state_dict(), state, info, where)
     model.load_state_dict(state, strict=True)
     return merge_lora(model)
 
@@ -93,26 +89,40 @@ def build_model(
 _FIX = "The file is corrupted or was edited; use another copy (or export/train again)."
 
 
-def _check_size(info: dict[str, Any], state: dict[str, torch.Tensor], where: Path) -> None:
-    """Refuse a description of a model larger than the weights the file holds, before building it.
+def _check_skeleton(info: dict[str, Any], state: dict[str, torch.Tensor], where: Path, lora: bool) -> None:
+    """Compare the weights with the described architecture before building it for real.
 
     The architecture is first built on PyTorch's ``meta`` device, which allocates nothing, so a
     file that claims a billion classes or a huge input size costs nothing to refuse.
     """
     try:
         with torch.device("meta"):
-            skeleton = create_model(info["name"], **info["build_kwargs"])
+            skeleton = create_model(info["name"], **info["build_kwargs"]).state_dict()
     except (RuntimeError, NotImplementedError):
         # A user's own builder that cannot run on the meta device: its code is the user's, only
-        # the numbers in the file are untrusted, and the exact comparison below still applies.
+        # the numbers in the file are untrusted, and the comparison after the build still applies.
         return
-    needed = sum(t.numel() for t in skeleton.state_dict().values())
+    if not lora:  # LoRA weights are named differently until the adapters are applied
+        _raise_on_mismatch(skeleton, state, info, where)
+        return
+    needed = sum(t.numel() for t in skeleton.values())
     held = sum(t.numel() for t in state.values() if torch.is_tensor(t))
     if needed > held:
         raise CheckpointError(
             f"{where}: its model description ({info['name']!r} with "
             f"{info['num_classes']} classes, {info['in_channels']} channels) needs {needed:,} "
             f"weights but the file holds {held:,}. {_FIX}"
+        )
+
+
+def _raise_on_mismatch(
+    expected: dict[str, torch.Tensor], state: dict[str, Any], info: dict[str, Any], where: Path
+) -> None:
+    problem = _mismatch(expected, state)
+    if problem:
+        raise CheckpointError(
+            f"The weights in {where} do not fit the {info['name']!r} model they claim to be: "
+            f"{problem}. The file may have been edited or mixed up with another."
         )
 
 
@@ -132,7 +142,8 @@ def _mismatch(expected: dict[str, torch.Tensor], state: dict[str, Any]) -> str:
         if not torch.is_tensor(have):
             problems.append(f"{key} is a {type(have).__name__}, not a tensor")
         elif have.shape != want.shape:
-            problems.append(f"{key} has shape {tuple(have.shape)} in the file but {tuple(want.shape)} in the model")
+            shapes = f"{tuple(have.shape)} in the file but {tuple(want.shape)} in the model"
+            problems.append(f"{key} has shape {shapes}")
         elif have.is_complex() or have.is_floating_point() != want.is_floating_point():
             problems.append(f"{key} is {have.dtype} in the file but {want.dtype} in the model")
         elif have.is_floating_point() and not bool(torch.isfinite(have).all()):

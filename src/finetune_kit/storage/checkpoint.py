@@ -28,6 +28,7 @@ import torch
 from finetune_kit.errors import CheckpointError
 from finetune_kit.storage import metadata
 from finetune_kit.storage.atomic import atomic_write_bytes
+from finetune_kit.storage.paths import user_path
 from finetune_kit.storage.torch_files import read_torch_file
 
 __all__ = [
@@ -73,7 +74,7 @@ def load_checkpoint(path: str | Path, *, map_location: str | torch.device = "cpu
         CheckpointError: missing, truncated or corrupted file, or a file that holds pickled
             objects other than tensors and plain data (it is refused without running them).
     """
-    path = Path(path)
+    path = user_path(path, "checkpoint")
     if not path.is_file():
         raise CheckpointError(f"Checkpoint not found: {path}. Check the path (e.g. runs/NAME/last.ckpt).")
     state = read_torch_file(path, what="checkpoint", fix=_FIX, map_location=map_location)
@@ -112,7 +113,7 @@ def find_checkpoint(source: str | Path) -> Path:
     Raises:
         CheckpointError: nothing loadable there.
     """
-    path = Path(source)
+    path = user_path(source, "checkpoint")
     if path.is_dir():
         for name in ("last.ckpt", "best.ckpt", "final.ckpt"):
             if (path / name).is_file():

@@ -31,7 +31,6 @@ __all__ = [
     "MAX_CHANNELS",
     "MAX_CLASSES",
     "MAX_IMAGE_SIDE",
-    "MAX_SEED",
     "check_data_meta",
     "check_freezing",
     "check_model_info",
@@ -45,8 +44,7 @@ MAX_CHANNELS = 1024
 """The largest number of image channels a file may claim."""
 MAX_IMAGE_SIDE = 8192
 """The largest image height or width a file (or a dataset option) may claim, in pixels."""
-MAX_SEED = 2**64 - 1
-"""The largest seed PyTorch accepts."""
+_MAX_SEED = 2**64 - 1  # the largest seed PyTorch accepts
 
 FIX = "The file is corrupted or was edited; use another copy (or export/train again)."
 
@@ -181,7 +179,7 @@ def check_model_info(
         >>> check_model_info({"num_classes": 10**12}, "w.ckpt", complete=False)
         Traceback (most recent call last):
         ...
-        finetune_kit.errors.CheckpointError: w.ckpt: model_info.num_classes must be an integer in [1, 1000000], ...
+        finetune_kit.errors.CheckpointError: w.ckpt: model_info.num_classes must be an integer ...
     """
     c = _Checker(where, entry, error, fix)
     info = dict(c.mapping(info))
@@ -192,8 +190,11 @@ def check_model_info(
         raise error(f"{where}: {entry} has {problem}. {fix}")
     if "name" in info:
         c.text(info["name"], "name", empty=False, limit=200)
-    classes = c.integer(info["num_classes"], "num_classes", 1, MAX_CLASSES) if "num_classes" in info else None
-    channels = c.integer(info["in_channels"], "in_channels", 1, MAX_CHANNELS) if "in_channels" in info else None
+    classes = channels = None
+    if "num_classes" in info:
+        classes = c.integer(info["num_classes"], "num_classes", 1, MAX_CLASSES)
+    if "in_channels" in info:
+        channels = c.integer(info["in_channels"], "in_channels", 1, MAX_CHANNELS)
     for key in ("input_size", "min_input_size"):
         if key in info:
             c.size(info[key], key)
@@ -237,7 +238,7 @@ def _check_build_kwargs(c: _Checker, kwargs: Any, classes: int | None, channels:
         if key in kwargs and expected is not None and kwargs[key] != expected:
             raise c.fail(f"build_kwargs.{key}", f"{expected} (as {key} says)", kwargs[key])
     if "seed" in kwargs:
-        c.integer(kwargs["seed"], "build_kwargs.seed", 0, MAX_SEED)
+        c.integer(kwargs["seed"], "build_kwargs.seed", 0, _MAX_SEED)
     if "dropout" in kwargs:
         dropout = c.number(kwargs["dropout"], "build_kwargs.dropout")
         if not 0 <= dropout < 1:
@@ -254,7 +255,16 @@ def _check_build_kwargs(c: _Checker, kwargs: Any, classes: int | None, channels:
         c.plain(value, f"build_kwargs.{key}")
 
 
-_META_REQUIRED = ("name", "num_classes", "in_channels", "image_size", "input_size", "class_names", "mean", "std")
+_META_REQUIRED = (
+    "name",
+    "num_classes",
+    "in_channels",
+    "image_size",
+    "input_size",
+    "class_names",
+    "mean",
+    "std",
+)
 
 
 def check_data_meta(

@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from finetune_kit.errors import OutputDirError
+from finetune_kit.storage.paths import user_path
 
 __all__ = ["RunDir"]
 
@@ -50,7 +51,7 @@ class RunDir:
         Raises:
             OutputDirError: the directory exists and is not empty, or cannot be written.
         """
-        run = cls(Path(root))
+        run = cls(user_path(root, "output_dir"))
         if write:  # the other ranks of a distributed run checked before rank 0 writes
             cls.check_available(root, overwrite=overwrite)
             run._make_writable()
@@ -59,7 +60,7 @@ class RunDir:
     @staticmethod
     def check_available(root: str | Path, *, overwrite: bool = False) -> None:
         """Raise :class:`OutputDirError` if a new run may not use ``root`` (reads only)."""
-        root = Path(root)
+        root = user_path(root, "output_dir")
         if root.exists() and not root.is_dir():
             raise OutputDirError(f"Output path {root} exists and is a file; choose a directory name.")
         if root.is_dir() and any(root.iterdir()):
@@ -78,7 +79,7 @@ class RunDir:
     @classmethod
     def for_resume(cls, root: str | Path, *, write: bool = True) -> RunDir:
         """Reopen an existing run directory to continue writing into it."""
-        root = Path(root)
+        root = user_path(root, "run directory")
         if not root.is_dir():
             raise OutputDirError(f"Cannot resume: run directory {root} does not exist.")
         run = cls(root)

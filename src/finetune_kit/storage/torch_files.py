@@ -14,7 +14,7 @@ Example:
     >>> read_torch_file(path)
     Traceback (most recent call last):
     ...
-    finetune_kit.errors.CheckpointError: Cannot read .../notes.ckpt: it is not a PyTorch file (it looks like a text file ...
+    finetune_kit.errors.CheckpointError: Cannot read .../notes.ckpt: it is not a PyTorch file ...
 """
 
 from __future__ import annotations
@@ -59,8 +59,6 @@ def _kind_of(head: bytes) -> str:
         return "it is empty"
     if head.startswith(b"\x89PNG") or head.startswith(b"\xff\xd8\xff"):
         return "it looks like an image"
-    if head.lstrip().startswith((b"{", b"[")):
-        return "it looks like a JSON file"
     if all(32 <= b < 127 or b in (9, 10, 13) for b in head):
         return "it looks like a text file"
     return f"it starts with the bytes {head[:8].hex()}"
@@ -68,6 +66,8 @@ def _kind_of(head: bytes) -> str:
 
 def _reason(exc: BaseException) -> str:
     """A short cause in our words: the first line of the error, without PyTorch's advice."""
+    if isinstance(exc, (KeyError, IndexError, TypeError, AttributeError, struct.error)):
+        return "its contents do not follow the PyTorch format"
     text = " ".join(str(exc).split())
     for cut in (" This is an internal", " If you are seeing", " In PyTorch 2.6", " Please "):
         text = text.split(cut)[0]
@@ -106,7 +106,9 @@ def read_torch_file(
         with path.open("rb") as handle:
             head = handle.read(64)
     except OSError as exc:
-        raise CheckpointError(f"Cannot read {name}: {exc.strerror or exc}. Check the path and its permissions.") from None
+        raise CheckpointError(
+            f"Cannot read {name}: {exc.strerror or exc}. Check the path and its permissions."
+        ) from None
     if not (head.startswith(_ZIP_MAGIC) or head.startswith(_PICKLE_PROTO)):
         raise CheckpointError(
             f"Cannot read {name}: it is not a PyTorch file ({_kind_of(head)}); expected a file "
@@ -125,6 +127,10 @@ def read_torch_file(
             ) from None
         operand = _OPERAND.search(str(exc))
         detail = operand.group(0).lower() if operand else _reason(exc)
-        raise CheckpointError(f"Cannot read {name}: it is corrupted (invalid pickle data: {detail}). {fix}") from None
+        raise CheckpointError(
+            f"Cannot read {name}: it is corrupted (invalid pickle data: {detail}). {fix}"
+        ) from None
     except _CORRUPT as exc:
-        raise CheckpointError(f"Cannot read {name}: it is truncated or corrupted ({_reason(exc)}). {fix}") from None
+        raise CheckpointError(
+            f"Cannot read {name}: it is truncated or corrupted ({_reason(exc)}). {fix}"
+        ) from None
