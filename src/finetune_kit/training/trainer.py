@@ -186,7 +186,7 @@ class Trainer(Evaluator):
         if saved is not None:
             restore_training_state(self, saved)
         self.callbacks.fire("fit_start", self)
-        with StopOnSignal(self):
+        with StopOnSignal(self), self.run_dir.held():  # one writer per run directory
             try:
                 self._run_epochs()
             except BaseException as exc:
