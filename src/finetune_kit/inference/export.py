@@ -90,6 +90,17 @@ def _targets(path: Path, overwrite: bool) -> tuple[Path, Path]:
     return weights, info
 
 
+def _sorted_header(blob: bytes) -> bytes:
+    """The safetensors bytes with their JSON header's keys sorted, so an export is reproducible
+    byte for byte (safetensors writes its metadata in a random order)."""
+    size = int.from_bytes(blob[:8], "little")
+    header = json.loads(blob[8 : 8 + size])
+    text = json.dumps(header, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    if len(text) > size:  # cannot happen (same keys and values); keep safetensors' own order
+        return blob
+    return blob[:8] + text.ljust(size) + blob[8 + size :]
+
+
 def _export_document(info: Path) -> dict | None:
     """The export description at ``info``, or None when the file is not one."""
     try:
@@ -162,7 +173,9 @@ def export(source: str | Path, path: str | Path, *, use_ema: bool = True, overwr
     weights, kind, ema = checkpoint_weights(state, use_ema)
     model = build_model(info, weights, state.get("freezing"), ckpt_path)
     tensors = {k: v.detach().cpu().contiguous().clone() for k, v in model.state_dict().items()}
-    blob = safetensors.torch.save(tensors, metadata={"format": "pt", "finetune_kit": EXPORT_FORMAT})
+    blob = _sorted_header(
+        safetensors.torch.save(tensors, metadata={"format": "pt", "finetune_kit": EXPORT_FORMAT})
+    )
     weights_path, info_path = _targets(Path(path), overwrite)
     position = state.get("position", {})
     document = {
