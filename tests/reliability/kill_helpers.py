@@ -107,6 +107,24 @@ def _install_top_k_kill(nth: int) -> None:
     Trainer.save_checkpoint = save_checkpoint
 
 
+HOLD_PHASE = "hold:"  # "hold:PATH": pause after each checkpoint while the file PATH exists
+
+
+def _install_hold(flag: str) -> None:
+    """Pause the run after each checkpoint it writes, for as long as the file ``flag`` exists."""
+    from finetune_kit.training.trainer import Trainer
+
+    real = Trainer.save_checkpoint
+
+    def save_checkpoint(self: Trainer, name: str) -> Path:
+        path = real(self, name)
+        while os.path.exists(flag):
+            time.sleep(0.01)
+        return path
+
+    Trainer.save_checkpoint = save_checkpoint
+
+
 def run_cli(argv: list[str], log: str, kill_phase: str | None = None, kill_nth: int = 0) -> None:
     """Child entry point: ``finetune-kit ARGV``, output in ``log``; exits with its status."""
     fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
@@ -118,7 +136,9 @@ def run_cli(argv: list[str], log: str, kill_phase: str | None = None, kill_nth: 
     from finetune_kit.cli import main
 
     torch.set_num_threads(1)  # two trials run at once on two cores: no oversubscription
-    if kill_phase == TOP_K_PHASE:
+    if kill_phase is not None and kill_phase.startswith(HOLD_PHASE):
+        _install_hold(kill_phase[len(HOLD_PHASE) :])
+    elif kill_phase == TOP_K_PHASE:
         _install_top_k_kill(kill_nth)
     elif kill_phase is not None:
         _install_self_kill(kill_phase, kill_nth)

@@ -47,6 +47,7 @@ from torchvision.models import WeightsEnum
 
 from finetune_kit.errors import CheckpointError, ConfigError
 from finetune_kit.storage.metadata import check_model_info
+from finetune_kit.storage.paths import user_path
 from finetune_kit.storage.torch_files import read_torch_file
 
 __all__ = [
@@ -271,7 +272,7 @@ def read_weights_file(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor],
         >>> read_weights_file(run)[1].name.endswith("last.ckpt")
         True
     """
-    path = Path(path).expanduser()
+    path = user_path(path, "weights").expanduser()
     if path.is_dir():
         path = _run_dir_file(path)
     if not path.is_file():

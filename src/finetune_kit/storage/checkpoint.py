@@ -92,6 +92,12 @@ _FIX = "Use an earlier checkpoint of the run (best.ckpt, epoch=*.ckpt) or start 
 
 def _check_entries(state: dict[str, Any], where: str) -> None:
     """The entries every reader relies on, checked once here (see :mod:`.metadata`)."""
+    _check_weights(state["model"], where, "model")
+    ema = state.get("ema")
+    if ema is not None:
+        if not isinstance(ema, dict) or "module" not in ema:
+            raise CheckpointError(f"{where}: its ema entry has no 'module' weights. {_FIX}")
+        _check_weights(ema["module"], where, "ema.module")
     if state.get("config") is not None and not isinstance(state["config"], dict):
         raise CheckpointError(
             f"{where}: its config entry must be a table of sections, got "
@@ -105,6 +111,20 @@ def _check_entries(state: dict[str, Any], where: str) -> None:
         metadata.check_freezing(state["freezing"], where, fix=_FIX)
     if state.get("position") is not None:
         metadata.check_position(state["position"], where, fix=_FIX)
+
+
+def _check_weights(weights: Any, where: str, entry: str) -> None:
+    if not isinstance(weights, dict):
+        raise CheckpointError(
+            f"{where}: its {entry} entry must be a table of named tensors, got "
+            f"{type(weights).__name__}. {_FIX}"
+        )
+    for key, value in weights.items():
+        if not isinstance(key, str) or not torch.is_tensor(value):
+            raise CheckpointError(
+                f"{where}: its {entry} entry must map names to tensors, but {key!r} holds a "
+                f"{type(value).__name__}. {_FIX}"
+            )
 
 
 def find_checkpoint(source: str | Path) -> Path:
