@@ -10,7 +10,7 @@ spoils it, and runs one command or call. Every case then checks the same four th
 * it is one line (``finetune-kit: error: ...`` on stderr; no newline in an API message) with
   no traceback;
 * it names the problem and the fix: every ``|``-separated fragment of the case's words is in
-  it (case-insensitive);
+  it (case-insensitive), and it never advises loading a file with ``weights_only=False``;
 * nothing outside the run directory changed: the SHA-256 of every file under ``tmp_path`` and
   under the world, before and after, are equal, and the case's run directory (``out/``) was
   not created.
@@ -260,6 +260,7 @@ def cli_refusal(capsys, argv: list[str]) -> str:
     assert status == 2, (status, captured.err[-3000:])
     assert len(lines) == 1 and lines[0].startswith("finetune-kit: error: "), lines
     assert "Traceback" not in captured.err and "\x1b" not in captured.err
+    assert "weights_only=false" not in lines[0].lower(), "never advise loading a file unsafely"
     return lines[0]
 
 
@@ -271,5 +272,6 @@ def api_refusal(call: Callable[[], Any], error: type[BaseException] = fk.Finetun
         assert isinstance(exc, error), f"{type(exc).__name__} is not a {error.__name__}: {exc}"
         text = str(exc)
         assert "\n" not in text.strip(), text
+        assert "weights_only=false" not in text.lower(), "never advise loading a file unsafely"
         return text
     raise AssertionError("no error was raised")

@@ -178,7 +178,7 @@ DATA_CASES = [
         fk.ConfigError,
     ),
     case(
-        "data",
+        "arrays",
         "constant-images",
         fit(flat_data),
         "normalisation std of channel 0 is 0.0 | check that the right images",
