@@ -117,7 +117,7 @@ def read_idx(path: str | Path) -> torch.Tensor:
         problem = "truncated" if actual < expected else "longer than its header says"
         raise DataError(
             f"{path} is {problem}: the header declares shape {tuple(dims)} ({expected} bytes of "
-            f"data) but the file holds {actual}. {_REDOWNLOAD}"
+            f"data) but the file holds {'at least ' if actual > expected else ''}{actual}. {_REDOWNLOAD}"
         )
     array = np.frombuffer(raw, dtype=np_dtype, count=math.prod(dims), offset=header)
     return torch.from_numpy(array.astype(np_dtype.lstrip(">"), copy=True).reshape(dims)).to(torch_dtype)
