@@ -17,10 +17,11 @@ Example:
     >>> import tempfile, pathlib
     >>> run = pathlib.Path(tempfile.mkdtemp())
     >>> lock = RunLock.acquire(run)
-    >>> (run / LOCK_FILE).exists(), RunLock.acquire(run) is lock
+    >>> (run / LOCK_FILE).exists(), RunLock.acquire(run) is lock  # re-entrant in one process
     (True, True)
-    >>> lock.release()
-    >>> (run / LOCK_FILE).exists()
+    >>> lock.release(); (run / LOCK_FILE).exists()  # still held by the first acquire
+    True
+    >>> lock.release(); (run / LOCK_FILE).exists()
     False
 """
 
