@@ -52,7 +52,8 @@ def tiny_files(name: str, root: Path) -> dict:
             write_idx(root / f"{split}-labels-idx1-ubyte.gz", (torch.arange(n) % 10).to(torch.uint8))
         return {"root": root}
     if name == "cifar10":
-        batch = {b"data": np.zeros((20, 3072), np.uint8), b"labels": [i % 10 for i in range(20)]}
+        pixels = np.random.default_rng(0).integers(0, 256, (20, 3072), dtype=np.uint8)
+        batch = {b"data": pixels, b"labels": [i % 10 for i in range(20)]}
         for f in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
             (root / f).write_bytes(pickle.dumps(batch, protocol=2))
         meta = {b"label_names": [b"c%d" % i for i in range(10)]}
@@ -60,7 +61,7 @@ def tiny_files(name: str, root: Path) -> dict:
         return {"root": root}
     if name == "cifar100":
         batch = {
-            b"data": np.zeros((200, 3072), np.uint8),
+            b"data": np.random.default_rng(0).integers(0, 256, (200, 3072), dtype=np.uint8),
             b"fine_labels": [i % 100 for i in range(200)],
             b"coarse_labels": [i % 20 for i in range(200)],
         }
@@ -76,10 +77,10 @@ def tiny_files(name: str, root: Path) -> dict:
         for cls in ("a", "b"):
             (root / cls).mkdir()
             for i in range(10):
-                Image.new("RGB", (6, 6), (20 * i, 0, 0)).save(root / cls / f"{i}.png")
+                Image.new("RGB", (6, 6), (20 * i, 5 * i, 9 * i)).save(root / cls / f"{i}.png")
         return {"root": root}
     if name == "tensors":
-        x = torch.zeros(20, 1, 5, 5, dtype=torch.uint8)
+        x = torch.arange(20 * 25, dtype=torch.uint8).view(20, 1, 5, 5)
         return {"train": (x, torch.arange(20) % 2), "test": (x[:4], torch.arange(4) % 2)}
     if name == "fake":
         return {"train_size": 40, "test_size": 10}

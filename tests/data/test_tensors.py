@@ -74,5 +74,5 @@ def test_fake_is_learnable_and_named_fake() -> None:
 
 
 def test_fake_bad_options() -> None:
-    with pytest.raises(ConfigError, match="in_channels 1 or 3"):
+    with pytest.raises(ConfigError, match="in_channels=2: expected 1 or 3"):
         create_datasets("fake", in_channels=2)

@@ -139,7 +139,7 @@ def test_small_input_is_refused_where_it_does_not_apply_and_noop_for_small_nets(
         ({"num_classes": 2, "in_channels": 0}, "in_channels must be an integer >= 1"),
         ({"num_classes": 2, "dropout": 1.0}, r"dropout must be a number in \[0, 1\)"),
         ({"num_classes": 2, "small_input": "yes"}, "small_input must be True or False"),
-        ({"num_classes": 2, "seed": -1}, "seed must be a non-negative integer"),
+        ({"num_classes": 2, "seed": -1}, "seed=-1 is out of range"),
         ({"num_classes": 2, "inpt_size": 28}, "no option 'inpt_size'. Did you mean 'input_size'"),
         ({"num_classes": 2, "input_size": 4}, "input_size must be an integer >= 6"),
         ({"num_classes": 2, "pretrained": True, "weights": "x.pth"}, "either pretrained=True"),

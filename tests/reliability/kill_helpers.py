@@ -107,6 +107,24 @@ def _install_top_k_kill(nth: int) -> None:
     Trainer.save_checkpoint = save_checkpoint
 
 
+HOLD_PHASE = "hold:"  # "hold:PATH": pause after each checkpoint while the file PATH exists
+
+
+def _install_hold(flag: str) -> None:
+    """Pause the run after each checkpoint it writes, for as long as the file ``flag`` exists."""
+    from finetune_kit.training.trainer import Trainer
+
+    real = Trainer.save_checkpoint
+
+    def save_checkpoint(self: Trainer, name: str, **kwargs: Any) -> Path:
+        path = real(self, name, **kwargs)
+        while os.path.exists(flag):
+            time.sleep(0.01)
+        return path
+
+    Trainer.save_checkpoint = save_checkpoint
+
+
 def run_cli(argv: list[str], log: str, kill_phase: str | None = None, kill_nth: int = 0) -> None:
     """Child entry point: ``finetune-kit ARGV``, output in ``log``; exits with its status."""
     fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
@@ -118,7 +136,9 @@ def run_cli(argv: list[str], log: str, kill_phase: str | None = None, kill_nth: 
     from finetune_kit.cli import main
 
     torch.set_num_threads(1)  # two trials run at once on two cores: no oversubscription
-    if kill_phase == TOP_K_PHASE:
+    if kill_phase is not None and kill_phase.startswith(HOLD_PHASE):
+        _install_hold(kill_phase[len(HOLD_PHASE) :])
+    elif kill_phase == TOP_K_PHASE:
         _install_top_k_kill(kill_nth)
     elif kill_phase is not None:
         _install_self_kill(kill_phase, kill_nth)
@@ -175,3 +195,64 @@ def kill_when_writing(child: Child, run: Path, deadline: float) -> bool:
         time.sleep(0.0005)
     child.kill()
     return False
+
+
+# ------------------------------------------------------------------ exports
+EXPORT_PHASES = ("half_written", "before_invalidate", "after_invalidate", "between_renames", "after_commit")
+
+
+def _install_export_kill(phase: str, description: str) -> None:
+    """SIGKILL this process at ``phase`` of an export's group write (see atomic_write_group)."""
+    import pathlib
+
+    from finetune_kit.storage import atomic
+
+    real_temp, real_replace, real_unlink = atomic._write_temp, os.replace, pathlib.Path.unlink
+    replaced = {"count": 0}
+
+    def write_temp(path: Any, data: bytes) -> Any:
+        if phase == "half_written":
+            real_temp(path, data[: len(data) // 2])
+            _die()
+        return real_temp(path, data)
+
+    def unlink(self: Any, *args: Any, **kwargs: Any) -> None:
+        if phase == "before_invalidate" and self.name == description:
+            _die()
+        real_unlink(self, *args, **kwargs)
+        if phase == "after_invalidate" and self.name == description:
+            _die()
+
+    def replace(src: Any, dst: Any, *args: Any, **kwargs: Any) -> None:
+        real_replace(src, dst, *args, **kwargs)
+        replaced["count"] += 1
+        if (phase, replaced["count"]) in (("between_renames", 1), ("after_commit", 2)):
+            _die()
+
+    atomic._write_temp = write_temp  # children only: each runs one export
+    pathlib.Path.unlink = unlink
+    os.replace = replace
+
+
+def run_export(source: str, target: str, log: str, phase: str | None) -> None:
+    """Child entry point: ``export(source, target, overwrite=True)``, killed at ``phase``."""
+    fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    os.dup2(fd, 1)
+    os.dup2(fd, 2)
+    os.close(fd)
+    import torch
+
+    from finetune_kit.inference import export
+
+    torch.set_num_threads(1)
+    if phase is not None:
+        _install_export_kill(phase, "model.json")
+    export(source, target, overwrite=True)
+    sys.exit(0)
+
+
+def start_export(source: Path, target: Path, log: Path, phase: str | None = None) -> Child:
+    """Start an export in a forked child; see :func:`run_export`."""
+    process = context().Process(target=run_export, args=(str(source), str(target), str(log), phase))
+    process.start()
+    return Child(process)

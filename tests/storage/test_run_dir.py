@@ -75,9 +75,12 @@ def test_nested_names_are_fine(tmp_path):
     assert run.path("plots/loss.png").parent.is_dir()
 
 
-def test_resume_removes_leftover_temp_files_only(tmp_path):
+def test_resume_removes_its_own_leftover_temp_files_only(tmp_path):
     run = RunDir.create(tmp_path / "run")
-    (run.root / ".last.ckpt.abc123.tmp").write_bytes(b"partial")
-    (run.root / "notes.tmp").write_text("not ours: no leading dot")
-    RunDir.for_resume(run.root)
-    assert sorted(p.name for p in run.root.iterdir()) == ["notes.tmp"]
+    run.release()
+    ours = [".last.ckpt.abc123xy.tmp", ".epoch=2-val_loss=0.5.ckpt.k_9zq0aa.tmp", ".split.json.a1b2c3d4.tmp"]
+    theirs = ["notes.tmp", ".notes.txt.abcdefgh.tmp", ".mine.tmp", ".last.ckpt.tmp", ".last.ckpt.ab.tmp"]
+    for name in ours + theirs:
+        (run.root / name).write_bytes(b"partial")
+    RunDir.for_resume(run.root).release()
+    assert sorted(p.name for p in run.root.iterdir()) == sorted(theirs)

@@ -8,6 +8,7 @@ line on stderr saying what is wrong and how to fix it; ``--debug`` shows the tra
 
 from __future__ import annotations
 
+import re
 import sys
 import traceback
 from collections.abc import Sequence
@@ -19,9 +20,19 @@ from finetune_kit.errors import FinetuneKitError
 __all__ = ["main"]
 
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
 def _one_line(exc: BaseException) -> str:
-    """An error message on one line (multi-line messages, such as lists of places, joined)."""
-    return " ".join(part.strip() for part in str(exc).splitlines() if part.strip())
+    """An error message on one line (multi-line messages, such as lists of places, joined), with
+    control characters (from file names, say) shown escaped rather than sent to the terminal."""
+    text = " ".join(part.strip() for part in str(exc).splitlines() if part.strip())
+    return _CONTROL.sub(lambda m: repr(m.group())[1:-1], text)
+
+
+def _nul_argument(argv: Sequence[str]) -> str | None:
+    """The first argument holding a NUL byte (no file name or value can), if any."""
+    return next((arg for arg in argv if "\0" in arg), None)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -34,6 +45,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     """
     parser = build_parser()
     args = parser.parse_args(argv)
+    bad = _nul_argument(sys.argv[1:] if argv is None else argv)
+    if bad is not None:
+        print(
+            f"finetune-kit: error: the argument {_CONTROL.sub('?', bad)!r} contains a NUL byte, "
+            "which no file name or value can hold. Retype it.",
+            file=sys.stderr,
+        )
+        return EXIT_BAD_INPUT
     try:
         return args.run(args)
     except FinetuneKitError as exc:

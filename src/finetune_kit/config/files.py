@@ -70,10 +70,20 @@ def load_config(path: str | Path) -> RunConfig:
         2
     """
     path = Path(path)
+    if "\0" in str(path):
+        raise ConfigError(
+            f"Config path {str(path)!r} contains a NUL byte, which no file name can hold. Retype it."
+        )
     if not path.exists() and builtin_config(str(path)) is not None:
         path = builtin_config(str(path))  # a name of a shipped config, e.g. "quickstart"
     try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
+        if text.startswith("\ufeff"):
+            raise ConfigError(
+                f"{path} starts with a UTF-8 byte-order mark (BOM), which TOML does not allow. "
+                "Save the file as UTF-8 without BOM (most editors call it plain 'UTF-8')."
+            )
+        raw = tomllib.loads(text)
     except FileNotFoundError:
         raise ConfigError(
             f"Config file not found: {path}. Check the path, or use a shipped config by name: "
@@ -84,10 +94,17 @@ def load_config(path: str | Path) -> RunConfig:
             f"Cannot read config file {path}: it is a directory; give the path of "
             "a .toml file (e.g. examples/configs/quickstart.toml)."
         ) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"Cannot read config file {path}: {exc}.") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"Cannot read config file {path}: it is not UTF-8 text (byte 0x{exc.object[exc.start]:02x} "
+            f"at position {exc.start}). Save it as UTF-8."
+        ) from None
+    except OSError as exc:
+        raise ConfigError(f"Cannot read config file {path}: {exc.strerror or exc}. Check the path.") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path} is not valid TOML: {exc}. Fix the syntax.") from None
+    except RecursionError:
+        raise ConfigError(f"{path} is not valid TOML: its values nest too deeply. Fix the file.") from None
     return RunConfig.from_dict(raw, source=str(path))
 
 

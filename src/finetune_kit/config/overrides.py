@@ -98,6 +98,8 @@ def _section_of(key: str) -> str:
 
 
 def _parse_value(text: str) -> Any:
+    if "\n" in text or "\r" in text:  # more TOML lines would be parsed and silently dropped
+        raise ConfigError(f"--set value {text!r} spans several lines; give one value per --set.")
     try:
         return tomllib.loads(f"v = {text}")["v"]
     except tomllib.TOMLDecodeError:

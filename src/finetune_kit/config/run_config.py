@@ -12,6 +12,7 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+import os
 import types
 import typing
 from dataclasses import dataclass, field
@@ -129,6 +130,8 @@ def _coerce(key: str, value: Any, hint: Any, source: str) -> Any:
             return value
         if base in (str, bool, dict, list) and isinstance(value, base):
             return value
+        if base is str and isinstance(value, os.PathLike):  # output_dir=Path("runs/x")
+            return os.fspath(value)
         if key == "train.precision" and isinstance(value, int) and not isinstance(value, bool):
             return str(value)  # `precision = 32` in TOML means "32"
     expected = " or ".join(_type_name(o) for o in options)

@@ -19,6 +19,7 @@ Example:
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -27,6 +28,7 @@ import torch
 import torch.nn.functional as F
 
 from finetune_kit.data.sampling import make_generator
+from finetune_kit.errors import DataError
 
 __all__ = [
     "BatchTransform",
@@ -187,6 +189,14 @@ class BatchTransform:
         resize: int | None = None,
         channels_last: bool = False,
     ) -> None:
+        for c, value in enumerate(std):  # normalising divides by it
+            if not (math.isfinite(value) and value > 0):
+                raise DataError(
+                    f"The normalisation std of channel {c} is {value!r}: every training image has "
+                    "the same value in that channel (all black? one colour?), so there is nothing "
+                    "to learn and normalising would divide by zero. Check that the right images "
+                    "were read."
+                )
         self.mean = torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1).to(device)
         self.std = torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1).to(device)
         self.padding = padding

@@ -45,7 +45,17 @@ _ALLOWED = {
     ("numpy.core.multiarray", "scalar"),
     ("numpy._core.multiarray", "scalar"),
     ("_codecs", "encode"),
+    ("numpy.core.numeric", "_frombuffer"),  # numpy arrays pickled with protocol 5
+    ("numpy._core.numeric", "_frombuffer"),
 }
+
+
+def _frombuffer(buffer: Any, dtype: Any, shape: Any, order: Any) -> np.ndarray:
+    """numpy's protocol-5 array constructor, for plain (non-object) dtypes only."""
+    dtype = np.dtype(dtype)
+    if dtype.hasobject:
+        raise pickle.UnpicklingError("refusing an array of Python objects")
+    return np.frombuffer(buffer, dtype=dtype).reshape(shape, order=order)
 
 
 @dataclass(frozen=True)
@@ -74,6 +84,8 @@ class _SafeUnpickler(pickle.Unpickler):
             return np.ndarray.__reduce__(np.zeros(0))[0]
         if name == "scalar":
             return np.float64(0).__reduce__()[0]
+        if name == "_frombuffer":
+            return _frombuffer
         return super().find_class(module, name)
 
 
@@ -91,7 +103,31 @@ def _load(path: Path) -> dict[bytes, Any]:
         ) from exc
     if not isinstance(obj, dict):
         raise DataError(f"{path} should hold a dict of arrays; it holds {type(obj).__name__}.")
+    bad = [k for k in obj if not isinstance(k, (bytes, str))]
+    if bad:
+        raise DataError(
+            f"{path}: its keys must be names such as b'data' and b'labels', but it has the key "
+            f"{bad[0]!r}. The file is corrupt or not a CIFAR batch; extract the archive again."
+        )
     return {k.encode() if isinstance(k, str) else k: v for k, v in obj.items()}
+
+
+def _labels(path: Path, raw: Any, count: int, num_classes: int) -> np.ndarray:
+    """Integer labels in ``[0, num_classes)``, one per image, or a DataError naming the file."""
+    labels = np.asarray(raw) if isinstance(raw, (list, tuple, np.ndarray)) else None
+    if labels is not None and labels.dtype.kind in "iu" and labels.ndim == 1 and len(labels) != count:
+        raise DataError(f"{path} holds {count} images but {len(labels)} labels; the file is corrupt.")
+    if labels is None or labels.dtype.kind not in "iu" or labels.shape != (count,):
+        shape = None if labels is None else f"{labels.dtype} values of shape {labels.shape}"
+        what = shape or f"a {type(raw).__name__}"
+        raise DataError(
+            f"{path}: the labels must be {count} integers, one per image; found {what}. "
+            "The file is corrupt or not a CIFAR batch; extract the archive again."
+        )
+    if labels.size and (int(labels.min()) < 0 or int(labels.max()) >= num_classes):
+        bad = int(labels.min() if labels.min() < 0 else labels.max())
+        raise DataError(f"{path}: label {bad} is outside [0, {num_classes}); the file is corrupt.")
+    return labels.astype(np.int64)
 
 
 def _batch(path: Path, label_key: bytes, num_classes: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -108,12 +144,7 @@ def _batch(path: Path, label_key: bytes, num_classes: int) -> tuple[torch.Tensor
             f"{path}: 'data' should be uint8 of shape (N, 3072) (three 32x32 planes per row); "
             f"it is {data.dtype} of shape {data.shape}."
         )
-    labels = np.asarray(batch[label_key], dtype=np.int64)
-    if labels.shape != (data.shape[0],):
-        raise DataError(f"{path} holds {data.shape[0]} images but {labels.size} labels; the file is corrupt.")
-    if labels.size and (labels.min() < 0 or labels.max() >= num_classes):
-        bad = int(labels.min() if labels.min() < 0 else labels.max())
-        raise DataError(f"{path}: label {bad} is outside [0, {num_classes}); the file is corrupt.")
+    labels = _labels(path, batch[label_key], data.shape[0], num_classes)
     images = torch.from_numpy(data.reshape(-1, 3, 32, 32).copy())
     return images, torch.from_numpy(labels)
 
@@ -122,11 +153,20 @@ def _names(path: Path, key: bytes, expected: int) -> list[str]:
     meta = _load(path)
     names = meta.get(key)
     if not isinstance(names, list) or len(names) != expected:
+        found = len(names) if isinstance(names, list) else type(names).__name__
         raise DataError(
-            f"{path}: {key.decode()!r} should list {expected} class names; "
-            f"found {names if names is None else len(names)}."
+            f"{path}: {key.decode()!r} should list {expected} class names; found {found}. "
+            "The file is corrupt or not a CIFAR meta file; extract the archive again."
         )
-    return [n.decode() if isinstance(n, bytes) else str(n) for n in names]
+    if not all(isinstance(n, (bytes, str)) for n in names):
+        raise DataError(
+            f"{path}: the class names in {key.decode()!r} must be texts; found "
+            f"{next(n for n in names if not isinstance(n, (bytes, str)))!r}. Extract the archive again."
+        )
+    try:
+        return [n.decode() if isinstance(n, bytes) else n for n in names]
+    except UnicodeDecodeError:
+        raise DataError(f"{path}: a class name is not valid UTF-8. Extract the archive again.") from None
 
 
 def read_cifar(directory: str | Path, *, split: str = "train", labels: str = "fine") -> CifarSplit:

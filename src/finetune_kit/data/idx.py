@@ -39,6 +39,23 @@ _IDX_TYPES: dict[int, tuple[str, torch.dtype]] = {
 }
 _GZIP_MAGIC = b"\x1f\x8b"
 _REDOWNLOAD = "Delete it and download it again, or copy an intact file in its place."
+_MAX_BYTES = 2**32  # 4 GiB: far above any MNIST-like file, far below a gzip bomb's payload
+
+
+def _read_bounded(stream: gzip.GzipFile, path: Path) -> bytes:
+    """Decompress only as much as the IDX header declares (plus one byte to detect more)."""
+    head = stream.read(4)
+    if len(head) < 4 or head[:2] != b"\0\0" or head[2] not in _IDX_TYPES:
+        return head  # not an IDX header: read_idx says so
+    raw_dims = stream.read(4 * head[3])
+    dims = [int.from_bytes(raw_dims[i : i + 4], "big") for i in range(0, len(raw_dims) - 3, 4)]
+    size = math.prod(dims) * np.dtype(_IDX_TYPES[head[2]][0]).itemsize
+    if size > _MAX_BYTES:
+        raise DataError(
+            f"{path}: its IDX header declares shape {tuple(dims)}, {size // 2**30:,} GiB of "
+            f"data, more than an IDX dataset holds. {_REDOWNLOAD}"
+        )
+    return head + raw_dims + stream.read(size + 1)
 
 
 def _read_bytes(path: Path) -> bytes:
@@ -50,7 +67,7 @@ def _read_bytes(path: Path) -> bytes:
             if head != _GZIP_MAGIC:
                 return f.read()
             with gzip.GzipFile(fileobj=f) as gz:
-                return gz.read()
+                return _read_bounded(gz, path)
     except FileNotFoundError as exc:
         raise DataError(f"IDX file {path} does not exist.") from exc
     except (gzip.BadGzipFile, EOFError, zlib.error) as exc:
@@ -100,7 +117,7 @@ def read_idx(path: str | Path) -> torch.Tensor:
         problem = "truncated" if actual < expected else "longer than its header says"
         raise DataError(
             f"{path} is {problem}: the header declares shape {tuple(dims)} ({expected} bytes of "
-            f"data) but the file holds {actual}. {_REDOWNLOAD}"
+            f"data) but the file holds {'at least ' if actual > expected else ''}{actual}. {_REDOWNLOAD}"
         )
     array = np.frombuffer(raw, dtype=np_dtype, count=math.prod(dims), offset=header)
     return torch.from_numpy(array.astype(np_dtype.lstrip(">"), copy=True).reshape(dims)).to(torch_dtype)

@@ -46,15 +46,18 @@ import torch
 from torchvision.transforms.v2 import functional as TF
 
 from finetune_kit.data.bundle import DatasetParts
-from finetune_kit.data.images import IMAGE_SUFFIXES, decode_file
+from finetune_kit.data.images import IMAGE_SUFFIXES, check_image_size, check_workers, decode_file
 from finetune_kit.data.presets import preset_for_size
 from finetune_kit.data.registry import register_dataset
 from finetune_kit.data.sampling import derive_seed
 from finetune_kit.data.sources import cache_dir
 from finetune_kit.data.splits import stratified_split
 from finetune_kit.data.tensor_dataset import ImageTensorDataset
-from finetune_kit.errors import ConfigError, DataError
+from finetune_kit.errors import CheckpointError, ConfigError, DataError
+from finetune_kit.runtime.reproducibility import check_seed
 from finetune_kit.storage.atomic import atomic_write_bytes
+from finetune_kit.storage.paths import user_path
+from finetune_kit.storage.torch_files import read_torch_file
 
 __all__ = ["scan_class_folders"]
 
@@ -73,7 +76,30 @@ class _Scan:
 
 
 def _class_dirs(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+    dirs = sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+    home = folder.resolve()
+    for d in dirs:
+        target = d.resolve()
+        if target == home or target in home.parents:
+            raise DataError(
+                f"Class folder {d} is a link to {target}, which holds the image folder itself: "
+                "its images would be counted again under another class. Remove the link."
+            )
+    return dirs
+
+
+def _check_no_repeats(scans: list[_Scan]) -> None:
+    """An image file seen twice (a link into another class or split) would get two labels."""
+    seen: dict[Path, Path] = {}
+    for scan in scans:
+        for path in scan.files:
+            real = path.resolve()
+            if real in seen:
+                raise DataError(
+                    f"{path} and {seen[real]} are the same image file (a link): it would be "
+                    "used twice, under two classes or in two splits. Remove one of them."
+                )
+            seen[real] = path
 
 
 def _images_in(folder: Path) -> tuple[list[Path], list[Path]]:
@@ -196,6 +222,25 @@ def _decode_scans(
     return stacked
 
 
+def _read_cache(path: Path, scans: list[_Scan], size: tuple[int, int] | None) -> list[torch.Tensor]:
+    """The decoded images of a cache file, checked against the scans they must match."""
+    fix = f"Delete {path}; the next run with cache=True decodes the images again."
+    try:
+        images = read_torch_file(path, what="image cache", fix=fix)
+    except CheckpointError as exc:
+        raise DataError(str(exc)) from None
+    ok = isinstance(images, list) and len(images) == len(scans)
+    for split, scan in zip(images if ok else [], scans, strict=False):
+        ok = ok and torch.is_tensor(split) and split.dtype == torch.uint8 and split.ndim == 4
+        ok = ok and split.shape[0] == len(scan.files) and split.shape[1] in (1, 3)
+        ok = ok and (size is None or tuple(split.shape[-2:]) == size)
+    if not ok:
+        raise DataError(
+            f"The image cache {path} does not hold the decoded images of {scans[0].folder}. {fix}"
+        )
+    return images
+
+
 def _load(
     scans: list[_Scan],
     channels: int | None,
@@ -209,7 +254,7 @@ def _load(
     path = cache_dir() / "image_folder" / f"{_cache_key(scans, channels, size)}.pt"
     if path.is_file():
         log.info("image_folder: decoded images from the cache %s", path)
-        return torch.load(path, weights_only=True)
+        return _read_cache(path, scans, size)
     images = _decode_scans(scans, channels, size, num_workers)
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_bytes(path, lambda handle: torch.save(images, handle))
@@ -228,13 +273,19 @@ def _scans(root: Path) -> tuple[list[str], dict[str, _Scan]]:
     return names, {"all": everything}
 
 
-def _size(image_size: int | tuple[int, int] | None) -> tuple[int, int] | None:
-    if image_size is None:
-        return None
-    size = (image_size, image_size) if isinstance(image_size, int) else tuple(image_size)
-    if len(size) != 2 or min(size) < 1:
-        raise ConfigError(f"image_size={image_size!r}: expected a side length or (H, W).")
-    return (int(size[0]), int(size[1]))
+def _check_options(test_fraction: object, channels: object, num_workers: object, split_seed: object) -> None:
+    """The options, checked before any file is read."""
+    number = isinstance(test_fraction, (int, float)) and not isinstance(test_fraction, bool)
+    if not number or not 0 < test_fraction < 1:
+        raise ConfigError(
+            f"test_fraction={test_fraction!r} is out of range: expected a number in (0, 1), e.g. "
+            "0.1 to hold out 10% of the images as the test set (or add a test/ folder)."
+        )
+    if channels not in (None, 1, 3) or isinstance(channels, bool):
+        raise ConfigError(f"channels={channels!r}: expected None, 1 (grayscale) or 3 (RGB).")
+    if num_workers is not None:
+        check_workers(num_workers)
+    check_seed(split_seed, "split_seed")
 
 
 @register_dataset("image_folder")
@@ -263,12 +314,15 @@ def image_folder(
     """
     if root is None:
         raise ConfigError("image_folder needs root='path/to/your/images'.")
-    folder = Path(root).expanduser()
+    _check_options(test_fraction, channels, num_workers, split_seed)
+    size = None if image_size is None else check_image_size(image_size)
+    folder = user_path(root, "root").expanduser()
     if not folder.is_dir():
         raise DataError(f"Image folder {folder} does not exist or is not a folder.")
     names, scans = _scans(folder)
+    _check_no_repeats(list(scans.values()))
     workers = num_workers or min(8, os.cpu_count() or 1)
-    tensors = _load(list(scans.values()), channels, _size(image_size), cache=cache, num_workers=workers)
+    tensors = _load(list(scans.values()), channels, size, cache=cache, num_workers=workers)
     made = {
         key: ImageTensorDataset(images, torch.tensor(scan.targets), names, source=str(scan.folder))
         for (key, scan), images in zip(scans.items(), tensors, strict=True)

@@ -26,11 +26,56 @@ from PIL import Image, UnidentifiedImageError
 from torchvision.transforms.v2 import functional as TF
 
 from finetune_kit.errors import ConfigError, DataError
+from finetune_kit.storage.metadata import MAX_IMAGE_SIDE
+from finetune_kit.storage.paths import user_path
 
-__all__ = ["IMAGE_SUFFIXES", "decode_file", "load_images"]
+__all__ = ["IMAGE_SUFFIXES", "check_image_size", "check_workers", "decode_file", "load_images"]
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 _GRAY_MODES = ("1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "I;16N", "F")
+
+
+def check_image_size(value: object, what: str = "image_size") -> tuple[int, int]:
+    """An image size given as a side length or ``(H, W)``, checked: ``(H, W)`` in pixels.
+
+    Args:
+        value: an int, or a pair of ints.
+        what: the argument's name, for messages.
+
+    Returns:
+        ``(H, W)``.
+
+    Raises:
+        ConfigError: not an int or a pair of ints, or a side outside ``[1, MAX_IMAGE_SIDE]``.
+
+    Example:
+        >>> check_image_size(32), check_image_size([24, 32])
+        ((32, 32), (24, 32))
+    """
+    pair = (value, value) if isinstance(value, int) else value
+    if not isinstance(pair, (tuple, list)) or len(pair) != 2:
+        pair = None
+    ok = pair is not None and all(
+        isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= MAX_IMAGE_SIDE for v in pair
+    )
+    if not ok:
+        raise ConfigError(
+            f"{what}={value!r}: expected a side length or a pair (H, W) of integers in "
+            f"[1, {MAX_IMAGE_SIDE}] pixels, e.g. {what}=32 or {what}=(224, 224)."
+        )
+    return (int(pair[0]), int(pair[1]))
+
+
+def check_workers(value: object, what: str = "num_workers") -> int:
+    """A number of decoding threads, checked: an integer >= 1.
+
+    Example:
+        >>> check_workers(4)
+        4
+    """
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigError(f"{what}={value!r}: expected an integer >= 1 (threads that decode images).")
+    return value
 
 
 def _to_mode(image: Image.Image, in_channels: int | None) -> Image.Image:
@@ -66,7 +111,7 @@ def decode_file(path: str | Path, *, in_channels: int | None = None) -> torch.Te
         >>> decode_file(p).shape, decode_file(p, in_channels=1).shape
         (torch.Size([3, 2, 3]), torch.Size([1, 2, 3]))
     """
-    path = Path(path)
+    path = user_path(path, "image")
     if in_channels not in (None, 1, 3):
         raise ConfigError(f"in_channels={in_channels!r}: expected 1 (grayscale) or 3 (RGB).")
     if not path.is_file():
@@ -75,6 +120,11 @@ def decode_file(path: str | Path, *, in_channels: int | None = None) -> torch.Te
         with Image.open(path) as image:
             image.load()
             array = np.asarray(_to_mode(image, in_channels))
+    except Image.DecompressionBombError as exc:
+        raise DataError(
+            f"{path} is refused: {exc.args[0].split(',')[0]}, a possible decompression bomb "
+            "(a small file that decodes to gigabytes). Shrink the image, or remove it."
+        ) from None
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
         raise DataError(
             f"{path} is not a readable PNG or JPEG image ({exc}). Replace or remove the file."
@@ -110,6 +160,7 @@ def load_images(
 
     Raises:
         DataError: a missing or undecodable file (named in the message), or no paths.
+        ConfigError: a bad ``image_size`` or ``num_workers``.
 
     Example:
         >>> import tempfile
@@ -119,13 +170,14 @@ def load_images(
         >>> load_images([p, p], in_channels=1, image_size=8).shape
         torch.Size([2, 1, 8, 8])
     """
-    size = (image_size, image_size) if isinstance(image_size, int) else tuple(image_size)
+    size = check_image_size(image_size)
+    check_workers(num_workers)
     if not paths:
         raise DataError("load_images got no paths; pass at least one image file.")
 
     def one(path: str | Path) -> torch.Tensor:
         return _resize(decode_file(path, in_channels=in_channels), size)
 
-    with ThreadPoolExecutor(max_workers=max(1, num_workers)) as pool:
+    with ThreadPoolExecutor(max_workers=num_workers) as pool:
         images = list(pool.map(one, paths))
     return torch.stack(images)

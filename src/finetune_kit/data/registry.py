@@ -48,6 +48,7 @@ from finetune_kit.data.subsets import select
 from finetune_kit.data.tensor_dataset import ImageTensorDataset, convert_channels
 from finetune_kit.errors import ConfigError, DataError
 from finetune_kit.registry import Registry, accepted_options
+from finetune_kit.runtime.reproducibility import check_seed
 
 __all__ = [
     "DATASETS",
@@ -266,6 +267,7 @@ def create_datasets(
         (100, 'fake_0')
     """
     builder = DATASETS.get(name)
+    check_seed(seed)
     parts = _call_builder(
         name, builder, root=root, download=download, seed=seed, channels=channels, **options
     )

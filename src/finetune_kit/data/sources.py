@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from finetune_kit.errors import DataError
+from finetune_kit.storage.paths import user_path
 
 __all__ = [
     "ENV_DATA",
@@ -208,7 +209,7 @@ def find_source(spec: SourceSpec, *, root: str | Path | None, download: bool) ->
     search = _Search()
     steps: list[tuple[str, list[Path]]] = []
     if root is not None:
-        steps.append(("root", _below(Path(root).expanduser(), spec, allow_bare=True)))
+        steps.append(("root", _below(user_path(root, "root").expanduser(), spec, allow_bare=True)))
     else:
         search.note("root", "not given")
     env = os.environ.get(ENV_DATA)

@@ -132,15 +132,17 @@ def save_split(path: str | Path, record: dict[str, Any]) -> Path:
 
 def _index_tensor(path: Path, record: dict[str, Any], key: str, n: int) -> torch.Tensor:
     values = record.get(key)
-    if not isinstance(values, list) or not all(isinstance(v, int) for v in values):
-        raise DataError(f"Split file {path}: {key!r} must be a list of integers.")
-    index = torch.tensor(values, dtype=torch.int64)
-    if index.numel() and (int(index.min()) < 0 or int(index.max()) >= n):
+    integers = isinstance(values, list) and all(type(v) is int for v in values)
+    if not integers:
+        raise DataError(
+            f"Split file {path}: {key!r} must be a list of integers. Delete it to recompute the split."
+        )
+    if values and (min(values) < 0 or max(values) >= n):
         raise DataError(
             f"Split file {path}: {key} has an index outside [0, {n}); it was written for a "
             "different dataset. Delete it to recompute the split."
         )
-    return index
+    return torch.tensor(values, dtype=torch.int64)
 
 
 def load_split(
@@ -171,9 +173,12 @@ def load_split(
     """
     path = Path(path)
     try:
-        record = json.loads(path.read_text())
-    except (OSError, ValueError) as exc:
-        raise DataError(f"Cannot read split file {path}: {exc}. Delete it to recompute the split.") from exc
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError, RecursionError) as exc:
+        reason = "it nests too deeply" if isinstance(exc, RecursionError) else str(exc)
+        raise DataError(
+            f"Cannot read split file {path}: {reason}. Delete it to recompute the split."
+        ) from None
     if not isinstance(record, dict):
         raise DataError(f"Split file {path} does not hold a JSON object.")
     checks = [("dataset", dataset), ("n_train_total", n_train_total), ("fingerprint", fingerprint)]

@@ -26,6 +26,7 @@ import numpy as np
 import torch
 
 from finetune_kit.data.bundle import DatasetParts
+from finetune_kit.data.images import check_image_size
 from finetune_kit.data.registry import register_dataset
 from finetune_kit.data.sampling import make_generator
 from finetune_kit.data.tensor_dataset import ImageTensorDataset
@@ -53,7 +54,7 @@ def as_image_tensor(images: Any, *, layout: str = "auto", what: str = "images") 
         >>> as_image_tensor(np.ones((2, 5, 5), np.float32)).shape
         torch.Size([2, 1, 5, 5])
     """
-    x = torch.as_tensor(np.asarray(images) if not isinstance(images, torch.Tensor) else images)
+    x = _numbers(images, what)
     if x.ndim == 3:
         x = x.unsqueeze(1)
     if x.ndim != 4:
@@ -86,8 +87,25 @@ def as_image_tensor(images: Any, *, layout: str = "auto", what: str = "images") 
     return x.to(torch.uint8).contiguous()
 
 
+def _numbers(values: Any, what: str) -> torch.Tensor:
+    """``values`` as a real-valued tensor (no complex numbers, strings or Python objects)."""
+    try:
+        x = torch.as_tensor(np.asarray(values) if not isinstance(values, torch.Tensor) else values)
+    except (TypeError, ValueError, RuntimeError, OverflowError) as exc:
+        raise DataError(
+            f"{what} cannot be read as an array of numbers ({type(values).__name__}: "
+            f"{str(exc).splitlines()[0][:80]}). Pass a numpy array or tensor of numbers."
+        ) from None
+    if x.is_complex():
+        raise DataError(
+            f"{what} hold complex numbers ({x.dtype}); images and labels must be real. Take "
+            "the magnitude (numpy.abs) or the real part first."
+        )
+    return x
+
+
 def _labels(labels: Any, what: str) -> torch.Tensor:
-    y = torch.as_tensor(np.asarray(labels) if not isinstance(labels, torch.Tensor) else labels)
+    y = _numbers(labels, what)
     if y.ndim != 1 or y.dtype.is_floating_point or y.dtype == torch.bool:
         raise DataError(
             f"{what} must be a 1-D array of integer class indices; got {y.dtype} {tuple(y.shape)}."
@@ -157,6 +175,10 @@ def _fake_split(
     return images, targets
 
 
+_FAKE_MAX = 10_000_000  # images or classes of random smoke data
+_FAKE_MAX_GIB = 4
+
+
 @register_dataset("fake")
 def fake(
     *,
@@ -184,12 +206,18 @@ def fake(
         root: unused.
         download: unused.
     """
-    h, w = (image_size, image_size) if isinstance(image_size, int) else tuple(image_size)
-    if min(num_classes, in_channels, h, w, train_size, test_size) < 1 or in_channels not in (1, 3):
+    h, w = check_image_size(image_size)
+    counts = {"num_classes": num_classes, "train_size": train_size, "test_size": test_size}
+    for key, value in counts.items():
+        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= _FAKE_MAX:
+            raise ConfigError(f"fake dataset: {key}={value!r}: expected an integer in [1, {_FAKE_MAX:,}].")
+    if in_channels not in (1, 3) or isinstance(in_channels, bool):
+        raise ConfigError(f"fake dataset: in_channels={in_channels!r}: expected 1 or 3.")
+    gib = (train_size + test_size) * in_channels * h * w / 2**30
+    if gib > _FAKE_MAX_GIB:
         raise ConfigError(
-            "fake dataset: num_classes, image_size, train_size and test_size must be >= 1 and "
-            f"in_channels 1 or 3; got num_classes={num_classes}, in_channels={in_channels}, "
-            f"image_size={image_size}, train_size={train_size}, test_size={test_size}."
+            f"fake dataset: {train_size + test_size:,} images of {in_channels}x{h}x{w} would take "
+            f"{gib:,.0f} GiB of memory (at most {_FAKE_MAX_GIB} GiB); use fewer or smaller images."
         )
     generator = make_generator("fake", seed)
     coarse = torch.rand((num_classes, in_channels, 4, 4), generator=generator) * 255

@@ -34,7 +34,9 @@ import hashlib
 import json
 from pathlib import Path
 
+import safetensors
 import safetensors.torch
+from safetensors import SafetensorError
 
 from finetune_kit._version import __version__
 from finetune_kit.errors import OutputDirError
@@ -48,8 +50,9 @@ from finetune_kit.inference.stored_model import (
     checkpoint_weights,
     stored_description,
 )
-from finetune_kit.storage.atomic import atomic_write_bytes
+from finetune_kit.storage.atomic import atomic_write_group
 from finetune_kit.storage.checkpoint import find_checkpoint, load_checkpoint
+from finetune_kit.storage.paths import user_path
 
 __all__ = ["export"]
 
@@ -65,12 +68,19 @@ def _targets(path: Path, overwrite: bool) -> tuple[Path, Path]:
         )
     else:
         weights, info = path / WEIGHTS_FILE, path / INFO_FILE
-    existing = [str(p) for p in (weights, info) if p.exists()]
+    existing = [p for p in (weights, info) if p.exists() or p.is_symlink()]
     if existing and not overwrite:
         raise OutputDirError(
-            f"Refusing to overwrite {', '.join(existing)}; nothing was written. Choose another "
-            "path, or pass overwrite=True (--overwrite) to replace these files."
+            f"Refusing to overwrite {', '.join(map(str, existing))}; nothing was written. Choose "
+            "another path, or pass overwrite=True (--overwrite) to replace these files."
         )
+    for found in existing:  # --overwrite replaces an export, never a file of the user's
+        if not _is_export_file(found, weights, info):
+            raise OutputDirError(
+                f"Refusing to replace {found}: it is not part of a finetune_kit export, so "
+                "--overwrite does not apply to it; nothing was written. Move it away or "
+                "choose another export path."
+            )
     try:
         weights.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -78,6 +88,44 @@ def _targets(path: Path, overwrite: bool) -> tuple[Path, Path]:
             f"Cannot create {weights.parent}: {exc.strerror or exc}. Choose another path."
         ) from None
     return weights, info
+
+
+def _sorted_header(blob: bytes) -> bytes:
+    """The safetensors bytes with their JSON header's keys sorted, so an export is reproducible
+    byte for byte (safetensors writes its metadata in a random order)."""
+    size = int.from_bytes(blob[:8], "little")
+    header = json.loads(blob[8 : 8 + size])
+    text = json.dumps(header, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    if len(text) > size:  # cannot happen (same keys and values); keep safetensors' own order
+        return blob
+    return blob[:8] + text.ljust(size) + blob[8 + size :]
+
+
+def _export_document(info: Path) -> dict | None:
+    """The export description at ``info``, or None when the file is not one."""
+    try:
+        if info.is_symlink() or not info.is_file() or info.stat().st_size > 256 * 2**20:
+            return None
+        document = json.loads(info.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError):
+        return None
+    return document if isinstance(document, dict) and document.get("format") == EXPORT_FORMAT else None
+
+
+def _is_export_file(found: Path, weights: Path, info: Path) -> bool:
+    """Whether ``found`` (the weights or the description) belongs to a finetune_kit export."""
+    if found == info:
+        return _export_document(info) is not None
+    document = _export_document(info)
+    if document is not None and document.get("weights_file") == weights.name:
+        return True
+    try:  # the description is gone (an interrupted export): the weights' own header says it
+        if found.is_symlink() or not found.is_file():
+            return False
+        with safetensors.safe_open(str(found), framework="pt") as handle:
+            return (handle.metadata() or {}).get("finetune_kit") == EXPORT_FORMAT
+    except (SafetensorError, OSError, ValueError):
+        return False
 
 
 def export(source: str | Path, path: str | Path, *, use_ema: bool = True, overwrite: bool = False) -> Path:
@@ -90,7 +138,8 @@ def export(source: str | Path, path: str | Path, *, use_ema: bool = True, overwr
             needed), or a ``NAME.safetensors`` path (the JSON goes beside it as ``NAME.json``).
         use_ema: export the EMA weights when the checkpoint has them (``model.json`` records
             which weights were exported under ``"weights"``).
-        overwrite: replace existing export files at ``path`` (other files are never touched).
+        overwrite: replace an existing export at ``path``. Only files of a finetune_kit
+            export are replaced: a ``NAME.json`` or weights file of anything else is refused.
 
     Returns:
         The directory of the export (``path``), or the ``.safetensors`` file when one was named.
@@ -117,13 +166,16 @@ def export(source: str | Path, path: str | Path, *, use_ema: bool = True, overwr
         Traceback (most recent call last):
         finetune_kit.errors.OutputDirError: Refusing to overwrite ...
     """
+    user_path(path, "path")
     ckpt_path = find_checkpoint(source)
     state = load_checkpoint(ckpt_path)
     info, meta = stored_description(state, ckpt_path)
     weights, kind, ema = checkpoint_weights(state, use_ema)
     model = build_model(info, weights, state.get("freezing"), ckpt_path)
     tensors = {k: v.detach().cpu().contiguous().clone() for k, v in model.state_dict().items()}
-    blob = safetensors.torch.save(tensors, metadata={"format": "pt"})
+    blob = _sorted_header(
+        safetensors.torch.save(tensors, metadata={"format": "pt", "finetune_kit": EXPORT_FORMAT})
+    )
     weights_path, info_path = _targets(Path(path), overwrite)
     position = state.get("position", {})
     document = {
@@ -148,9 +200,8 @@ def export(source: str | Path, path: str | Path, *, use_ema: bool = True, overwr
         },
     }
     text = json.dumps(document, indent=2) + "\n"
-    try:
-        atomic_write_bytes(weights_path, lambda handle: handle.write(blob))
-        atomic_write_bytes(info_path, lambda handle: handle.write(text.encode("utf-8")))
+    try:  # the description last: a kill leaves the old export, the new one, or none that loads
+        atomic_write_group([(weights_path, blob), (info_path, text.encode("utf-8"))])
     except OSError as exc:
         raise OutputDirError(
             f"Could not write the export to {weights_path.parent}: "

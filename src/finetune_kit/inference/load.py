@@ -32,6 +32,8 @@ from finetune_kit.models import ModelInfo, model_info
 from finetune_kit.models.info import update_model_info
 from finetune_kit.runtime import resolve_device
 from finetune_kit.storage.checkpoint import find_checkpoint, load_checkpoint
+from finetune_kit.storage.metadata import check_data_meta, check_model_info, check_stored_model
+from finetune_kit.storage.paths import user_path
 
 __all__ = ["LoadedModel", "load_model"]
 
@@ -67,28 +69,48 @@ class LoadedModel:
         return list(self.meta["class_names"])
 
 
+MAX_DOCUMENT_BYTES = 256 * 2**20
+"""The largest ``model.json`` read (a million class names take about 40 MiB)."""
+_FIX = "The export is corrupted or was edited; export the checkpoint again."
+
+
 def _read_document(path: Path) -> dict[str, Any]:
     try:
+        if path.stat().st_size > MAX_DOCUMENT_BYTES:
+            raise CheckpointError(
+                f"{path} is {path.stat().st_size // 2**20} MiB, far more than an export "
+                f"description holds (at most {MAX_DOCUMENT_BYTES // 2**20} MiB). {_FIX}"
+            )
         document = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise CheckpointError(f"Cannot read export description {path}: {exc}.") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+        reason = "it nests too deeply" if isinstance(exc, RecursionError) else str(exc)
+        raise CheckpointError(f"Cannot read export description {path}: {reason}. {_FIX}") from None
     if not isinstance(document, dict) or document.get("format") != EXPORT_FORMAT:
         raise CheckpointError(
             f'{path} is not a finetune_kit export (no "format": '
             f'"{EXPORT_FORMAT}"). Create exports with finetune_kit.export.'
         )
-    if int(document.get("format_version", 0)) > EXPORT_VERSION:
+    version = document.get("format_version")
+    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+        raise CheckpointError(f"{path}: format_version must be an integer >= 1, got {version!r}. {_FIX}")
+    if version > EXPORT_VERSION:
         raise CheckpointError(
             f"{path} was written by a newer finetune_kit (export format "
-            f"{document['format_version']}); upgrade finetune_kit to load it."
+            f"{version}); upgrade finetune_kit to load it."
         )
     missing = [k for k in ("weights_file", "model_info", "data_meta") if k not in document]
     name = document.get("weights_file", "")
-    if missing or not isinstance(name, str) or Path(name).name != name or not name:
+    if missing or not isinstance(name, str) or Path(name).name != name or name in ("", ".", ".."):
         raise CheckpointError(
             f"{path} is incomplete or malformed (missing or bad: "
             f"{missing or ['weights_file']}). Export the checkpoint again."
         )
+    for key, allowed in (("weights_sha256", (str, type(None))), ("weights", (str, type(None)))):
+        if not isinstance(document.get(key), allowed):
+            raise CheckpointError(f"{path}: {key} must be a text, got {document[key]!r}. {_FIX}")
+    info = check_model_info(document["model_info"], str(path), fix=_FIX)
+    meta = check_data_meta(document["data_meta"], str(path), fix=_FIX)
+    check_stored_model(info, meta, str(path), fix=_FIX)
     return document
 
 
@@ -117,7 +139,7 @@ def _read_export(json_path: Path) -> tuple[dict[str, Any], dict[str, torch.Tenso
 
 def _resolve_source(source: str | Path) -> tuple[str, Path]:
     """``("export", json path)`` or ``("checkpoint", ckpt path)``."""
-    path = Path(source)
+    path = user_path(source, "source")
     if path.is_dir() and (path / INFO_FILE).is_file():
         return "export", path / INFO_FILE
     if path.suffix == ".json" and path.is_file():

@@ -38,6 +38,8 @@ from finetune_kit.data import DataBundle, ImageTensorDataset, eval_transform_fro
 from finetune_kit.errors import ConfigError, DataError, DeviceError, ShapeError
 from finetune_kit.inference.load import LoadedModel, load_model
 from finetune_kit.runtime import eval_forward, resolve_device
+from finetune_kit.storage.metadata import check_data_meta
+from finetune_kit.storage.paths import user_path
 
 __all__ = ["Predictions", "predict"]
 
@@ -155,11 +157,22 @@ def _check_meta(meta: Mapping[str, Any] | None) -> dict[str, Any]:
             "preprocessing and class names). Pass meta=data.meta(), or predict from a path / "
             "load_model(...) result, which carries it."
         )
+    if not isinstance(meta, Mapping):
+        raise ConfigError(f"meta must be a dict (DataBundle.meta()), got {type(meta).__name__}.")
     missing = [key for key in META_KEYS if key not in meta]
     if missing:
         raise ConfigError(
             f"meta lacks {missing}; pass the full DataBundle.meta() of the data the model was trained on."
         )
+    names = meta["class_names"]
+    count = len(names) if isinstance(names, (list, tuple)) else names  # the model's outputs decide
+    check_data_meta(
+        {"name": "", **meta, "num_classes": count},
+        "predict",
+        error=ConfigError,
+        entry="meta",
+        fix="Pass the DataBundle.meta() of the data the model was trained on.",
+    )
     return dict(meta)
 
 
@@ -196,7 +209,7 @@ def _check_files(paths: Sequence[str | Path]) -> None:
     if not paths:
         raise DataError("No images were given; pass at least one PNG or JPEG file.")
     for path in paths:
-        if not Path(path).is_file():
+        if not user_path(path, "image").is_file():
             raise DataError(f"Image file {path} does not exist (or is not a file). Check the path.")
 
 

@@ -24,6 +24,7 @@ from finetune_kit.models.load import load_weights
 from finetune_kit.models.registry import MODELS, BuildSpec, ModelEntry
 from finetune_kit.models.stages import default_stages
 from finetune_kit.models.weights import WeightsSource
+from finetune_kit.runtime.reproducibility import check_seed
 
 __all__ = ["create_model"]
 
@@ -133,8 +134,7 @@ def _spec(
     check_dropout(dropout)
     if not isinstance(small_input, bool):
         raise ConfigError(f"small_input must be True or False, got {small_input!r}.")
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise ConfigError(f"seed must be a non-negative integer, got {seed!r}.")
+    check_seed(seed)
     if small_input and entry.small_input == "none":
         stems = [n for n in MODELS if MODELS.get(n).small_input == "stem"]
         raise ConfigError(

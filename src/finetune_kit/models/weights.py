@@ -34,9 +34,7 @@ from __future__ import annotations
 
 import json
 import os
-import pickle
 import re
-import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,6 +46,9 @@ import torchvision
 from torchvision.models import WeightsEnum
 
 from finetune_kit.errors import CheckpointError, ConfigError
+from finetune_kit.storage.metadata import check_model_info
+from finetune_kit.storage.paths import user_path
+from finetune_kit.storage.torch_files import read_torch_file
 
 __all__ = [
     "RUN_DIR_FILES",
@@ -273,7 +274,7 @@ def read_weights_file(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor],
         >>> read_weights_file(run)[1].name.endswith("last.ckpt")
         True
     """
-    path = Path(path).expanduser()
+    path = user_path(path, "weights").expanduser()
     if path.is_dir():
         path = _run_dir_file(path)
     if not path.is_file():
@@ -305,43 +306,11 @@ def _run_dir_file(directory: Path) -> Path:
 
 
 def _torch_load(path: Path) -> Any:
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as err:
-        raise CheckpointError(_refusal(path, err)) from None
-    except (RuntimeError, EOFError, OSError, ValueError, LookupError, zipfile.BadZipFile) as err:
-        raise CheckpointError(
-            f"Cannot read {path}: {_first_line(err)}. It is truncated or not a PyTorch file "
-            "(expected a state dict or checkpoint saved with torch.save)."
-        ) from None
-
-
-def _refusal(path: Path, err: pickle.UnpicklingError) -> str:
-    """The message for a file that ``torch.load(weights_only=True)`` refused to unpickle."""
-    detail = next((ln.strip() for ln in str(err).splitlines() if "WeightsUnpickler" in ln), "")
-    detail = detail.split("Please use")[0].strip()
-    advice = (
-        "Save only the state dict (torch.save(model.state_dict(), path)) or use .safetensors; "
-        "if you trust the file, load it yourself with torch.load(path, weights_only=False) and "
-        "pass the state dict to load_weights."
+    return read_torch_file(
+        path,
+        what="weights file",
+        fix="Expected a state dict or checkpoint saved with torch.save; download or copy it again.",
     )
-    if "unsupported" in detail.lower() or "allowed global" in detail.lower():
-        return (
-            f"Refused to load {path}: it holds code or Python objects that are not plain tensors "
-            f"and containers, and unpickling it could run that code (nothing was run). "
-            f"{detail} {advice}"
-        )
-    reason = detail or "invalid pickle data"
-    return (
-        f"Cannot read {path}: torch.load(weights_only=True) refused it ({reason}). It is "
-        "corrupted, or holds pickled data other than tensors and plain containers (nothing in "
-        f"it was run). {advice}"
-    )
-
-
-def _first_line(err: BaseException) -> str:
-    lines = str(err).strip().splitlines()
-    return lines[0][:200] if lines else type(err).__name__
 
 
 def _read_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], dict | None]:
@@ -356,10 +325,14 @@ def _read_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], dict | None]
         raise CheckpointError(
             f"Cannot read {path}: {err}. It is truncated or not a safetensors file."
         ) from err
+    if "model_info" not in metadata:
+        return state, None
     try:
-        info = json.loads(metadata["model_info"]) if "model_info" in metadata else None
-    except json.JSONDecodeError:
-        info = None
+        info = json.loads(metadata["model_info"])
+    except (json.JSONDecodeError, RecursionError):
+        raise CheckpointError(
+            f"{path}: its metadata entry 'model_info' is not valid JSON. {_META_FIX}"
+        ) from None
     return state, info
 
 
@@ -368,8 +341,7 @@ def _unpack(obj: Any, path: Path) -> tuple[Mapping, dict | None]:
         raise CheckpointError(f"{path} holds a {type(obj).__name__}, not a state dict or checkpoint dict.")
     for key in ("model", "state_dict"):
         if isinstance(obj.get(key), Mapping):
-            info = obj.get("model_info")
-            return obj[key], info if isinstance(info, Mapping) else None
+            return obj[key], obj.get("model_info")
     return obj, None
 
 
@@ -388,9 +360,13 @@ def _clean_state(state: Mapping, where: str) -> dict[str, torch.Tensor]:
     return state
 
 
-def _meta_from_info(name: str, info: Mapping | None) -> WeightsMeta:
-    if not info:
+_META_FIX = "The file is corrupted or was edited; use another copy, or a plain state dict."
+
+
+def _meta_from_info(name: str, info: Any) -> WeightsMeta:
+    if info is None:
         return WeightsMeta(name)
+    info = check_model_info(info, name, complete=False, fix=_META_FIX)
 
     def floats(key: str) -> tuple[float, ...] | None:
         value = info.get(key)

@@ -127,8 +127,9 @@ class ModelEma:
             self.module.load_state_dict(state["module"])
         except (KeyError, RuntimeError) as err:
             raise CheckpointError(
-                f"The EMA state does not fit this model: {str(err).splitlines()[0]}"
-            ) from err
+                f"The EMA state does not fit this model: {' '.join(str(err).split())[:300]}. "
+                "Resume with the same model and ema settings as the original run."
+            ) from None
         self.decay = float(state.get("decay", self.decay))
         self.warmup = bool(state.get("warmup", self.warmup))
         self.num_updates = int(state.get("num_updates", 0))

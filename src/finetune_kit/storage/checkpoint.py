@@ -19,9 +19,7 @@ from __future__ import annotations
 
 import io
 import os
-import pickle
 import random
-import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +27,10 @@ import numpy as np
 import torch
 
 from finetune_kit.errors import CheckpointError
+from finetune_kit.storage import metadata
 from finetune_kit.storage.atomic import atomic_write_bytes
+from finetune_kit.storage.paths import user_path
+from finetune_kit.storage.torch_files import read_torch_file
 
 __all__ = [
     "capture_rng_state",
@@ -102,38 +103,57 @@ def load_checkpoint(path: str | Path, *, map_location: str | torch.device = "cpu
         CheckpointError: missing, truncated or corrupted file, or a file that holds pickled
             objects other than tensors and plain data (it is refused without running them).
     """
-    path = Path(path)
+    path = user_path(path, "checkpoint")
     if not path.is_file():
         raise CheckpointError(f"Checkpoint not found: {path}. Check the path (e.g. runs/NAME/last.ckpt).")
-    try:
-        state = torch.load(path, map_location=map_location, weights_only=True)
-    except pickle.UnpicklingError as exc:
-        if "global" not in str(exc).lower():  # no disallowed object: just not a checkpoint
-            raise CheckpointError(
-                f"Cannot read checkpoint {path}: it is not a torch checkpoint or it is corrupted "
-                f"({_first_line(exc)}). Use a .ckpt file written by finetune_kit."
-            ) from None
-        raise CheckpointError(
-            f"Refused to load {path}: it contains pickled objects that are not plain tensors or "
-            f"data, which could run code ({_first_line(exc)}). Only load files you trust, and "
-            "re-save them with finetune_kit or as .safetensors."
-        ) from None
-    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as exc:
-        raise CheckpointError(
-            f"Cannot read checkpoint {path}: it is truncated or corrupted ({_first_line(exc)}). "
-            "Use an earlier checkpoint of the run (best.ckpt, epoch-*.ckpt) or start again."
-        ) from None
+    state = read_torch_file(path, what="checkpoint", fix=_FIX, map_location=map_location)
     if not isinstance(state, dict) or "model" not in state:
         raise CheckpointError(
             f"{path} is not a finetune_kit checkpoint (no 'model' entry). To load plain weights, "
             "use create_model(..., weights=PATH)."
         )
+    _check_entries(state, str(path))
     return state
 
 
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0][:200] if text else type(exc).__name__
+_FIX = "Use an earlier checkpoint of the run (best.ckpt, epoch=*.ckpt) or start again."
+
+
+def _check_entries(state: dict[str, Any], where: str) -> None:
+    """The entries every reader relies on, checked once here (see :mod:`.metadata`)."""
+    _check_weights(state["model"], where, "model")
+    ema = state.get("ema")
+    if ema is not None:
+        if not isinstance(ema, dict) or "module" not in ema:
+            raise CheckpointError(f"{where}: its ema entry has no 'module' weights. {_FIX}")
+        _check_weights(ema["module"], where, "ema.module")
+    if state.get("config") is not None and not isinstance(state["config"], dict):
+        raise CheckpointError(
+            f"{where}: its config entry must be a table of sections, got "
+            f"{type(state['config']).__name__}. {_FIX}"
+        )
+    if state.get("model_info") is not None:
+        metadata.check_model_info(state["model_info"], where, complete=False, fix=_FIX)
+    if state.get("data_meta") is not None:
+        metadata.check_data_meta(state["data_meta"], where, fix=_FIX)
+    if state.get("freezing") is not None:
+        metadata.check_freezing(state["freezing"], where, fix=_FIX)
+    if state.get("position") is not None:
+        metadata.check_position(state["position"], where, fix=_FIX)
+
+
+def _check_weights(weights: Any, where: str, entry: str) -> None:
+    if not isinstance(weights, dict):
+        raise CheckpointError(
+            f"{where}: its {entry} entry must be a table of named tensors, got "
+            f"{type(weights).__name__}. {_FIX}"
+        )
+    for key, value in weights.items():
+        if not isinstance(key, str) or not torch.is_tensor(value):
+            raise CheckpointError(
+                f"{where}: its {entry} entry must map names to tensors, but {key!r} holds a "
+                f"{type(value).__name__}. {_FIX}"
+            )
 
 
 def find_checkpoint(source: str | Path) -> Path:
@@ -142,7 +162,7 @@ def find_checkpoint(source: str | Path) -> Path:
     Raises:
         CheckpointError: nothing loadable there.
     """
-    path = Path(source)
+    path = user_path(source, "checkpoint")
     if path.is_dir():
         for name in ("last.ckpt", "best.ckpt", "final.ckpt"):
             if (path / name).is_file():

@@ -3,7 +3,9 @@
 A run owns one directory. It is created fresh; an existing one is never written into unless the
 run resumes from it or ``overwrite=True`` is given, and even then only files the run itself
 makes are replaced. Every file name is resolved inside the directory: a name with ``..`` or an
-absolute path cannot escape it.
+absolute path cannot escape it. While a run writes, it holds the directory's lock
+(:class:`~finetune_kit.storage.run_lock.RunLock`), so a second run or a resume of the same
+directory is refused instead of interleaving with it.
 
 Example:
     >>> import tempfile, pathlib
@@ -20,10 +22,28 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from finetune_kit.errors import OutputDirError
+from finetune_kit.storage.atomic import stale_temp_files
+from finetune_kit.storage.paths import user_path
+from finetune_kit.storage.run_lock import LOCK_FILE, RunLock, in_use_message, live_owner
 
 __all__ = ["RunDir"]
 
 MARKER = "config.toml"
+RUN_FILES = (
+    "config.toml",
+    "trainable.txt",
+    "split.json",
+    "classes.json",
+    "metrics.csv",
+    "report.txt",
+    "report.json",
+)
+"""Files a run writes besides its checkpoints (``*.ckpt``)."""
+
+
+def is_run_file(name: str) -> bool:
+    """Whether ``name`` is a file that a run writes in its directory (its own, to replace)."""
+    return name.endswith(".ckpt") or name in RUN_FILES
 
 
 class RunDir:
@@ -34,6 +54,8 @@ class RunDir:
 
     def __init__(self, root: Path) -> None:
         self.root = root
+        self.lock: RunLock | None = None
+        self.writer = False  # this process writes here (it took the lock once)
 
     @classmethod
     def create(cls, root: str | Path, *, overwrite: bool = False, write: bool = True) -> RunDir:
@@ -50,19 +72,28 @@ class RunDir:
         Raises:
             OutputDirError: the directory exists and is not empty, or cannot be written.
         """
-        run = cls(Path(root))
+        run = cls(user_path(root, "output_dir"))
         if write:  # the other ranks of a distributed run checked before rank 0 writes
             cls.check_available(root, overwrite=overwrite)
             run._make_writable()
+            run.lock, run.writer = RunLock.acquire(run.root), True
+            try:  # again under the lock: another process may have started a run meanwhile
+                cls.check_available(root, overwrite=overwrite)
+            except OutputDirError:
+                run.release()
+                raise
         return run
 
     @staticmethod
     def check_available(root: str | Path, *, overwrite: bool = False) -> None:
         """Raise :class:`OutputDirError` if a new run may not use ``root`` (reads only)."""
-        root = Path(root)
+        root = user_path(root, "output_dir")
         if root.exists() and not root.is_dir():
             raise OutputDirError(f"Output path {root} exists and is a file; choose a directory name.")
-        if root.is_dir() and any(root.iterdir()):
+        owner = live_owner(root) if root.is_dir() else None
+        if owner is not None:
+            raise OutputDirError(in_use_message(root, owner))
+        if root.is_dir() and any(p.name != LOCK_FILE for p in root.iterdir()):
             if not overwrite:
                 resume = f"Resume it (--resume {root}), " if any(root.glob("*.ckpt")) else ""
                 raise OutputDirError(
@@ -85,15 +116,34 @@ class RunDir:
     @classmethod
     def for_resume(cls, root: str | Path, *, write: bool = True) -> RunDir:
         """Reopen an existing run directory to continue writing into it."""
-        root = Path(root)
+        root = user_path(root, "run directory")
         if not root.is_dir():
             raise OutputDirError(f"Cannot resume: run directory {root} does not exist.")
         run = cls(root)
         if write:
             run._make_writable()
-            for leftover in root.glob(".*.tmp"):  # temp files of writes a kill interrupted
+            run.lock, run.writer = RunLock.acquire(root), True
+            for leftover in stale_temp_files(root, is_run_file):  # writes a kill interrupted
                 leftover.unlink(missing_ok=True)
         return run
+
+    def release(self) -> None:
+        """Give back the directory's lock (a no-op when it is not held)."""
+        if self.lock is not None:
+            self.lock.release()
+            self.lock = None
+
+    @contextlib.contextmanager
+    def held(self) -> Iterator[RunDir]:
+        """Keep the lock taken by :meth:`create` / :meth:`for_resume` (or take it again, for a
+        second ``fit`` of the same Trainer) while the block runs, then give it back (also when
+        the block raises)."""
+        if self.writer and self.lock is None:
+            self.lock = RunLock.acquire(self.root)
+        try:
+            yield self
+        finally:
+            self.release()
 
     def _make_writable(self) -> None:
         try:
@@ -116,6 +166,8 @@ class RunDir:
         Raises:
             OutputDirError: naming the directory, the reason and the fix.
         """
+        # files written after the run gave its lock back (the test report) take it again
+        lock = RunLock.acquire(self.root) if self.writer and self.lock is None else None
         try:
             yield
         except OSError as exc:
@@ -123,6 +175,9 @@ class RunDir:
                 f"Could not write {what} to {self.root}: {exc.strerror or exc}. Free some disk "
                 "space (or fix the permissions), or choose another --output-dir."
             ) from None
+        finally:
+            if lock is not None:
+                lock.release()
 
     def path(self, name: str) -> Path:
         """The path of ``name`` inside the run directory.

@@ -147,7 +147,7 @@ def restore_training_state(trainer: Trainer, state: dict[str, Any]) -> None:
         trainer.optimizer.load_state_dict(state["optimizer"])
     except (RuntimeError, ValueError, KeyError) as exc:
         raise CheckpointError(
-            f"The checkpoint does not fit this model/optimizer: {str(exc).splitlines()[0]}. "
+            f"The checkpoint does not fit this model/optimizer: {' '.join(str(exc).split())[:300]} "
             "Resume with the same model, strategy and optimizer as the original run."
         ) from None
     trainer.scheduler.load_state_dict(state["scheduler"])

@@ -241,7 +241,7 @@ class Trainer(Evaluator):
                 )
             return self.history
         self.callbacks.fire("fit_start", self)
-        with StopOnSignal(self):
+        with StopOnSignal(self), self.run_dir.held():  # one writer per run directory
             try:
                 self._run_epochs()
             except BaseException as exc:
