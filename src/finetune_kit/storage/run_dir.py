@@ -160,6 +160,15 @@ class RunDir:
             raise OutputDirError(f"Run directory {self.root} is not writable.")
 
     @contextlib.contextmanager
+    def released_on_error(self) -> Iterator[RunDir]:
+        """Give the lock back if the block raises (a run that fails to start holds nothing)."""
+        try:
+            yield self
+        except BaseException:
+            self.release()
+            raise
+
+    @contextlib.contextmanager
     def writing(self, what: str = "run files") -> Iterator[None]:
         """Turn a failed write inside the block (full disk, permissions) into one clear error.
 

@@ -160,7 +160,8 @@ class Trainer(Evaluator):
         else:
             self.run_dir = RunDir.create(target, overwrite=cfg.train.overwrite, write=self.is_main)
         if self.is_main:
-            self._write_run_files()
+            with self.run_dir.released_on_error():  # a failed start keeps no lock
+                self._write_run_files()
         barrier()
 
     def _continue(self, resume: str | Path | None, epochs: int | None) -> None:
