@@ -12,7 +12,7 @@ Example:
 
 from __future__ import annotations
 
-from finetune_kit.config.files import load_config, save_config
+from finetune_kit.config.files import load_config, read_config_file, save_config
 from finetune_kit.config.overrides import TRAINER_SECTIONS, apply_overrides, route_options
 from finetune_kit.config.run_config import SECTIONS, RunConfig, build_section
 from finetune_kit.config.sections import (
@@ -39,6 +39,7 @@ __all__ = [
     "apply_overrides",
     "build_section",
     "load_config",
+    "read_config_file",
     "route_options",
     "save_config",
 ]

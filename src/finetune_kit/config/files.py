@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Any
 
 from finetune_kit.config.run_config import RunConfig
 from finetune_kit.errors import ConfigError
@@ -16,7 +17,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - exercised on Python 3.10 only
     import tomli as tomllib
 
-__all__ = ["load_config", "save_config", "tomllib"]
+__all__ = ["load_config", "read_config_file", "save_config", "tomllib"]
 
 
 def load_config(path: str | Path) -> RunConfig:
@@ -38,9 +39,31 @@ def load_config(path: str | Path) -> RunConfig:
         >>> load_config(p).train.epochs
         2
     """
+    return RunConfig.from_dict(read_config_file(path), source=str(path))
+
+
+def read_config_file(path: str | Path) -> dict[str, Any]:
+    """The tables of a TOML config file as plain data, unchecked (parsed, never evaluated).
+
+    Args:
+        path: the TOML file.
+
+    Returns:
+        ``{section: {key: value}}``.
+
+    Raises:
+        ConfigError: the file is missing, unreadable or not valid TOML.
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> p = pathlib.Path(tempfile.mkdtemp()) / "run.toml"
+        >>> _ = p.write_text('[tune]\\n"optim.lr" = [0.1, 0.2]\\n')
+        >>> read_config_file(p)
+        {'tune': {'optim.lr': [0.1, 0.2]}}
+    """
     path = Path(path)
     try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        return tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ConfigError(f"Config file not found: {path}. Check the path.") from None
     except IsADirectoryError:
@@ -52,7 +75,6 @@ def load_config(path: str | Path) -> RunConfig:
         raise ConfigError(f"Cannot read config file {path}: {exc}.") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path} is not valid TOML: {exc}. Fix the syntax.") from None
-    return RunConfig.from_dict(raw, source=str(path))
 
 
 def save_config(config: RunConfig, path: str | Path) -> None:

@@ -1,0 +1,70 @@
+"""A small study shared by the tuning tests: a LeNet on fake 16x16 images, a few seconds a trial."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from finetune_kit.tuning import load_tune_config
+
+BASE = """
+[data]
+dataset = "fake"
+val_fraction = 0.25
+options = {{train_size = {train_size}, test_size = 24, num_classes = 3, in_channels = 1, image_size = 16}}
+[loader]
+batch_size = 24
+[model]
+name = "lenet"
+options = {{input_size = 16}}
+[train]
+epochs = {epochs}
+device = "cpu"
+deterministic = true
+seed = 0
+"""
+SPACE = """
+[tune]
+"optim.lr" = {low = 0.003, high = 0.3, log = true}
+"finetune.strategy" = ["full", "freeze_first"]
+"finetune.options.n" = {choices = [1, 2], when = {"finetune.strategy" = "freeze_first"}}
+"""
+
+
+def study_text(*, epochs: int = 2, train_size: int = 96, space: str = SPACE) -> str:
+    """A study's TOML: the base config and a ``[tune]`` section."""
+    return BASE.format(epochs=epochs, train_size=train_size) + space
+
+
+@pytest.fixture
+def study_file(tmp_path: Path) -> Path:
+    """The small study written to ``tmp_path/study.toml``."""
+    path = tmp_path / "study.toml"
+    path.write_text(study_text())
+    return path
+
+
+@pytest.fixture
+def small_study(study_file):
+    """``(base config, search space)`` of the small study."""
+    return load_tune_config(study_file)
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """One torch thread: the trials are tiny, and the test machine's two cores are shared."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture
+def no_plots(monkeypatch):
+    """Skip drawing the study's figures (about 2 s per study) where a test is not about them."""
+    from finetune_kit.tuning import study_dir
+
+    monkeypatch.setattr(study_dir, "write_plots", lambda study, folder: ([], []))
