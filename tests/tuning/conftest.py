@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -68,3 +73,37 @@ def no_plots(monkeypatch):
     from finetune_kit.tuning import study_dir
 
     monkeypatch.setattr(study_dir, "write_plots", lambda study, folder: ([], []))
+
+
+def start_tune(argv: list[str], log: Path) -> subprocess.Popen:
+    """``python -m finetune_kit tune ARGV`` in its own process (one torch thread), output in ``log``."""
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
+    with log.open("wb") as handle:
+        return subprocess.Popen(
+            [sys.executable, "-m", "finetune_kit", "tune", *argv],
+            stdout=handle,
+            stderr=subprocess.STDOUT,
+            env=env,
+        )
+
+
+def wait_for(condition, what: str, process: subprocess.Popen | None = None, timeout: float = 180.0) -> None:
+    """Poll ``condition()`` until it is true; fail (killing ``process``) after ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if process is not None and process.poll() is not None:
+            pytest.fail(f"the worker exited with {process.returncode} before {what}")
+        if time.monotonic() > deadline:
+            if process is not None:
+                process.kill()
+            pytest.fail(f"timed out waiting for {what}")
+        time.sleep(0.01)
+
+
+def trial_state(study_dir: Path, number: int) -> str | None:
+    """The state in ``trial-NNNN/trial.json``, or None while it does not exist."""
+    path = study_dir / f"trial-{number:04d}" / "trial.json"
+    try:
+        return json.loads(path.read_text())["state"]
+    except (OSError, ValueError, KeyError):
+        return None

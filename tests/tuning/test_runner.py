@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import csv
 import json
+import os
+import signal
+import time
 
 import pytest
 
@@ -129,3 +132,27 @@ def _write(tmp_path, text):
     path = tmp_path / "study.toml"
     path.write_text(text)
     return path
+
+
+def test_sigterm_between_trainer_runs_stops_the_study_and_requeues(
+    small_study, tmp_path, monkeypatch, no_plots
+):
+    """Outside a Trainer run (here: while trial 1 builds its data) SIGTERM works as Ctrl-C."""
+    from finetune_kit.tuning import trial as trial_module
+
+    config, space = small_study
+    real = trial_module.build_trainer
+
+    def build_trainer(run_config, **kwargs):
+        if run_config.train.output_dir.endswith("trial-0001"):
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(5)  # the handler raises KeyboardInterrupt before this ends
+        return real(run_config, **kwargs)
+
+    monkeypatch.setattr(trial_module, "build_trainer", build_trainer)
+    before = signal.getsignal(signal.SIGTERM)
+    result = fk.tune(config, space, n_trials=3, output_dir=tmp_path / "s", verbose=False)
+    assert result.interrupted and signal.getsignal(signal.SIGTERM) is before
+    assert [t.state.name for t in result.study.trials] == ["COMPLETE", "FAIL", "WAITING"]
+    assert result.study.trials[2].user_attrs == {"retry_of": 1}
+    assert [r.state for r in result.leaderboard] == ["complete", "interrupted", "queued"]

@@ -42,7 +42,7 @@ from finetune_kit.tuning.leaderboard import Row, leaderboard
 from finetune_kit.tuning.recovery import find_dead_trials, mark_failed, requeue, retried
 from finetune_kit.tuning.space import SearchSpace
 from finetune_kit.tuning.storage import create_pruner, open_storage, open_study, public_url, storage_url
-from finetune_kit.tuning.study_dir import claim, write_outputs
+from finetune_kit.tuning.study_dir import check_claim, claim, write_outputs
 from finetune_kit.tuning.trial import (
     TrialFailed,
     TrialSettings,
@@ -161,6 +161,10 @@ def tune(
     settings = TrialSettings(base, space, metric, study_dir, name, coordinator)
     if not coordinator.is_main:
         return _follow(settings, public_url(url))
+    check_claim(study_dir, name, url)
+    if storage is None:  # the SQLite file goes into the study directory
+        claim(study_dir, name, url)
+    opened = open_storage(url, on_stale=lambda s, t: _requeue_lost(s, t, study_dir, verbose))
     claim(study_dir, name, url)
     result = TuneResult(study=None, study_dir=study_dir, storage=public_url(url))
     previous = optuna.logging.get_verbosity()
@@ -168,17 +172,13 @@ def tune(
     try:
         with _sigterm_as_interrupt():
             result.study = study = open_study(
-                open_storage(url, on_stale=lambda s, t: _requeue_lost(s, t, study_dir, verbose)),
-                name,
-                direction=direction_of(metric),
-                seed=base.train.seed,
-                pruner=pruner,
+                opened, name, direction=direction_of(metric), seed=base.train.seed, pruner=pruner
             )
             _recover(study, study_dir, verbose)
             if verbose:
                 _print_header(study, settings, result.storage, n_trials)
             result.interrupted = _run_trials(study, settings, n_trials, timeout, verbose)
-            outputs = write_outputs(study, settings, verbose=verbose)
+            outputs = write_outputs(study, settings, verbose=verbose, plots=not result.interrupted)
             result.leaderboard, result.best_trial = outputs["rows"], outputs["best"]
             result.best_config = outputs["best_config"]
             if final and not result.interrupted:

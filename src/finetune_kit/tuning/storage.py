@@ -127,9 +127,12 @@ def _rdb_storage(optuna: Any, url: str, on_stale: Callable[[Any, Any], None]) ->
                 **{callback: on_stale},
             )
     except ImportError as exc:
+        fix = f"install it (for PostgreSQL, {INSTALL_HINT} brings psycopg)"
+        if url.startswith(("postgresql://", "postgres://")):
+            fix = "for psycopg (what the tune extra installs) write the URL as postgresql+psycopg://..."
         raise ConfigError(
             f"Cannot open storage {public_url(url)}: its database driver is missing "
-            f"({exc.__cause__ or exc}). Install it (PostgreSQL: {INSTALL_HINT} brings psycopg)."
+            f"({exc.__cause__ or exc}); {fix}."
         ) from None
     except (sqlalchemy.exc.SQLAlchemyError, ValueError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__

@@ -37,26 +37,25 @@ from finetune_kit.tuning.plots import write_plots
 from finetune_kit.tuning.storage import public_url
 from finetune_kit.tuning.trial import TrialSettings
 
-__all__ = ["OWNER_FILE", "claim", "write_outputs"]
+__all__ = ["OWNER_FILE", "check_claim", "claim", "write_outputs"]
 
 OWNER_FILE = "study.json"
 _OURS = {OWNER_FILE, "study.db", "study.db-journal", "study.db-wal", "study.db-shm"}
 
 
-def claim(study_dir: Path, name: str, url: str) -> None:
-    """Make ``study_dir`` the directory of study ``name`` in ``url``, or check that it is.
+def check_claim(study_dir: Path, name: str, url: str) -> None:
+    """Whether study ``name`` in ``url`` may use ``study_dir`` (reads only; see :func:`claim`).
 
     Raises:
         OutputDirError: the directory holds another study, or files that are not a study's.
     """
-    owner = {"study_name": name, "storage": public_url(url)}
     record = study_dir / OWNER_FILE
     if record.is_file():
         held = json.loads(record.read_text(encoding="utf-8"))
-        if held != owner:
+        if held != _owner(name, url):
             raise OutputDirError(
                 f"{study_dir} holds the study {held.get('study_name')!r} in {held.get('storage')}, "
-                f"not {name!r} in {owner['storage']}; continue it with the same --study-name and "
+                f"not {name!r} in {public_url(url)}; continue it with the same --study-name and "
                 "--storage, or choose another --output-dir. Nothing was changed."
             )
         return
@@ -69,15 +68,34 @@ def claim(study_dir: Path, name: str, url: str) -> None:
                 f"{study_dir} is not empty and holds no study ({', '.join(foreign[:3])}...): choose "
                 "another --output-dir. Nothing was changed."
             )
+
+
+def claim(study_dir: Path, name: str, url: str) -> None:
+    """Make ``study_dir`` the directory of study ``name`` in ``url``, or check that it is.
+
+    Raises:
+        OutputDirError: the directory holds another study, or files that are not a study's,
+            or cannot be written.
+    """
+    check_claim(study_dir, name, url)
     try:
         study_dir.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(record, json.dumps(owner, indent=2) + "\n")
+        if not (study_dir / OWNER_FILE).is_file():
+            atomic_write_text(study_dir / OWNER_FILE, json.dumps(_owner(name, url), indent=2) + "\n")
     except OSError as exc:
         raise OutputDirError(f"Cannot write to {study_dir}: {exc.strerror or exc}.") from None
 
 
-def write_outputs(study: Any, settings: TrialSettings, *, verbose: bool = True) -> dict[str, Any]:
+def _owner(name: str, url: str) -> dict[str, str]:
+    return {"study_name": name, "storage": public_url(url)}
+
+
+def write_outputs(
+    study: Any, settings: TrialSettings, *, verbose: bool = True, plots: bool = True
+) -> dict[str, Any]:
     """Write ``trials.csv``, ``best.toml`` and the plots; print the leaderboard (``verbose``).
+
+    An interrupted worker leaves the plots out (``plots=False``), so that it stops at once.
 
     Returns:
         ``{"rows": leaderboard rows, "best": best FrozenTrial or None, "best_config": RunConfig
@@ -98,12 +116,12 @@ def write_outputs(study: Any, settings: TrialSettings, *, verbose: bool = True) 
         say(f"\nBest: trial {best.number}, {settings.metric} = {best.value:.4f}; config: {path}")
     else:
         say("\nNo trial has completed yet, so there is no best.toml.")
-    plots, skipped = write_plots(study, settings.study_dir / "plots")
-    if plots:
-        say(f"Plots: {', '.join(str(p) for p in plots)}")
+    written, skipped = write_plots(study, settings.study_dir / "plots") if plots else ([], [])
+    if written:
+        say(f"Plots: {', '.join(str(p) for p in written)}")
     for reason in skipped:
         say(f"Plot left out: {reason}")
-    return {"rows": rows, "best": best, "best_config": config, "plots": plots}
+    return {"rows": rows, "best": best, "best_config": config, "plots": written}
 
 
 def _silent(*args: Any) -> None:
