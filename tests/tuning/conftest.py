@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -87,12 +88,29 @@ def start_tune(argv: list[str], log: Path) -> subprocess.Popen:
         )
 
 
-def wait_for(condition, what: str, process: subprocess.Popen | None = None, timeout: float = 180.0) -> None:
-    """Poll ``condition()`` until it is true; fail (killing ``process``) after ``timeout`` s."""
+def fork_tune(argv: list[str], log: Path) -> Any:
+    """``finetune-kit tune ARGV`` in a process forked from a server that imported finetune_kit once.
+
+    The child runs the command's entry point (``finetune_kit.cli.main``) as its own process
+    (see tests/reliability/kill_helpers.py) without paying for importing torch again.
+    """
+    from tests.reliability import kill_helpers
+
+    return kill_helpers.start_cli(["tune", *argv], log).process
+
+
+def wait_for(condition, what: str, process: Any = None, timeout: float = 180.0) -> None:
+    """Poll ``condition()`` until it is true; fail (killing ``process``) after ``timeout`` s.
+
+    ``process`` is a ``subprocess.Popen`` or a ``multiprocessing.Process``.
+    """
     deadline = time.monotonic() + timeout
     while not condition():
-        if process is not None and process.poll() is not None:
-            pytest.fail(f"the worker exited with {process.returncode} before {what}")
+        status = (
+            process.poll() if isinstance(process, subprocess.Popen) else getattr(process, "exitcode", None)
+        )
+        if status is not None:
+            pytest.fail(f"the worker exited with {status} before {what}")
         if time.monotonic() > deadline:
             if process is not None:
                 process.kill()

@@ -1,9 +1,10 @@
 """Killing a study (SIGINT, SIGKILL) and running the same command again continues it.
 
-The study runs as ``python -m finetune_kit tune`` in its own process and is killed while its
-second trial trains; the same command is then run again (here, through the CLI entry point in
-this process) and must keep the finished trial, mark the killed one interrupted and run its
-values again, and stop when ``--trials`` trials are finished.
+The study runs as ``finetune-kit tune`` in its own process (for SIGINT, ``python -m finetune_kit
+tune``; for SIGKILL, the CLI entry point in a forked process) and is killed while its second
+trial trains; the same command is then run again (through the CLI entry point in this process)
+and must keep the finished trial, mark the killed one interrupted and run its values again,
+and stop when ``--trials`` trials are finished.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from finetune_kit.cli import main
 from finetune_kit.tuning import require_optuna
 from finetune_kit.tuning.recovery import is_dead, requeue, worker_id
 
-from .conftest import start_tune, study_text, trial_state, wait_for
+from .conftest import fork_tune, start_tune, study_text, trial_state, wait_for
 
 TRIALS = 2
 
@@ -32,16 +33,24 @@ def load(study_dir):
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL], ids=["SIGINT", "SIGKILL"])
-def test_a_killed_study_continues_where_it_stopped(tmp_path, capsys, sig):
+def test_a_killed_study_continues_where_it_stopped(tmp_path, capsys, sig, no_plots):
     config = tmp_path / "study.toml"
-    config.write_text(study_text(epochs=20, train_size=480))  # a few seconds a trial
+    config.write_text(study_text(epochs=12, train_size=480))  # a few seconds a trial
     study_dir = tmp_path / "study"
     argv = ["--config", str(config), "--trials", str(TRIALS), "--output-dir", str(study_dir)]
     log = tmp_path / "first.log"
-    worker = start_tune(argv, log)
-    wait_for(lambda: trial_state(study_dir, 1) == "running", "trial 1 to start training", worker)
-    worker.send_signal(sig)
-    status = worker.wait(timeout=120)
+    if sig == signal.SIGINT:  # the command exactly as a user starts it
+        worker = start_tune(argv, log)
+        epoch_done = study_dir / "trial-0001" / "metrics.csv"  # written after its first epoch
+        wait_for(epoch_done.is_file, "trial 1 to train an epoch", worker)
+        worker.send_signal(sig)
+        status = worker.wait(timeout=120)
+    else:  # the same command in a process forked from one that imported finetune_kit already
+        worker = fork_tune(argv, log)
+        wait_for(lambda: trial_state(study_dir, 1) == "running", "trial 1 to start training", worker)
+        os.kill(worker.pid, sig)
+        worker.join(timeout=120)
+        status = worker.exitcode
     output = log.read_text()
     first = load(study_dir).trials
     assert first[0].state.name == "COMPLETE"

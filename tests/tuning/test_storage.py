@@ -1,6 +1,6 @@
 """Storages: the SQLite default, a real PostgreSQL server, journal files; two workers share a study.
 
-The two-worker tests run one ``python -m finetune_kit tune`` process and, once it trains its
+The two-worker tests run ``finetune-kit tune`` in a forked process and, once it trains its
 first trial, a second worker in this process on the same storage and study name. Every trial
 must run exactly once, in one of the two workers, and both must have worked.
 """
@@ -22,9 +22,9 @@ from finetune_kit.errors import ConfigError
 from finetune_kit.tuning import load_tune_config, require_optuna
 from finetune_kit.tuning.storage import create_pruner, open_storage, public_url, storage_url
 
-from .conftest import start_tune, study_text, wait_for
+from .conftest import fork_tune, study_text, wait_for
 
-TRIALS = 6
+TRIALS = 5
 
 
 def _initdb() -> Path | None:
@@ -75,20 +75,23 @@ def postgres_url():
 
 
 def _two_workers(tmp_path: Path, storage: str | None, same_dir: bool) -> list:
-    """A subprocess worker and this process share a study; returns its trials."""
+    """A forked worker and this process share a study; returns its trials."""
     config = tmp_path / "study.toml"
-    config.write_text(study_text(epochs=8, train_size=480))
+    config.write_text(study_text(epochs=5, train_size=480))
     dirs = [tmp_path / "study"] * 2 if same_dir else [tmp_path / "a", tmp_path / "b"]
     url = storage or f"sqlite:///{dirs[0] / 'study.db'}"
     argv = ["--config", str(config), "--trials", str(TRIALS), "--output-dir", str(dirs[0])]
     argv += ["--study-name", "shared"] + (["--storage", storage] if storage else [])
-    worker = start_tune(argv, tmp_path / "worker.log")
+    log = tmp_path / "worker.log"
+    worker = fork_tune(argv, log)
     optuna = require_optuna()
 
     def worker_trains() -> bool:
+        if storage is None and not (dirs[0] / "study.db").exists():
+            return False
         try:
             study = optuna.load_study(study_name="shared", storage=url)
-        except (KeyError, ValueError, Exception):  # not created yet
+        except KeyError:  # the study does not exist yet
             return False
         return any(t.state.name == "RUNNING" for t in study.trials)
 
@@ -97,15 +100,17 @@ def _two_workers(tmp_path: Path, storage: str | None, same_dir: bool) -> list:
     fk.tune(
         base, space, n_trials=TRIALS, storage=storage, study_name="shared", output_dir=dirs[1], verbose=False
     )
-    assert worker.wait(timeout=180) == 0, (tmp_path / "worker.log").read_text()
+    worker.join(timeout=180)
+    assert worker.exitcode == 0, log.read_text()
     trials = optuna.load_study(study_name="shared", storage=url).trials
-    assert all(t.state.name in ("COMPLETE", "PRUNED") for t in trials)
-    assert TRIALS <= len(trials) <= TRIALS + 1  # both may start a last trial at the same moment
-    assert len({str(t.params) for t in trials}) == len(trials)  # no values run twice
+    summary = f"{[(t.number, t.state.name, t.user_attrs) for t in trials]}\n{log.read_text()[-2000:]}"
+    assert all(t.state.name in ("COMPLETE", "PRUNED") for t in trials), summary
+    assert TRIALS <= len(trials) <= TRIALS + 1, summary  # both may start a last trial at once
+    assert len({str(t.params) for t in trials}) == len(trials), summary  # no values run twice
     pids = {t.user_attrs["worker"]["pid"] for t in trials}
-    assert pids == {worker.pid, os.getpid()}  # both workers ran trials
+    assert pids == {worker.pid, os.getpid()}, summary  # both workers ran trials
     found = sorted(int(p.name[6:]) for d in set(dirs) for p in d.glob("trial-*"))
-    assert found == [t.number for t in trials]  # one run directory per trial, in one worker's dir
+    assert found == [t.number for t in trials], summary  # one run directory per trial
     return trials
 
 
