@@ -144,6 +144,13 @@ def run_trial(trial: Any, settings: TrialSettings) -> float:
         _finish(record, run_dir, trial, "failed", start, error=str(exc))
         raise
     record["epochs"] = len(history)
+    if not history.interrupted and not history.rows:
+        message = (
+            f"Trial {number} stopped before the end of its first epoch (train.max_steps = "
+            f"{config.train.max_steps}), so it has no {settings.metric}; raise or remove max_steps."
+        )
+        _finish(record, run_dir, trial, "failed", start, error=message)
+        raise ConfigError(message)
     if history.interrupted:
         _finish(record, run_dir, trial, "interrupted", start, reason=history.stop_reason)
         raise TrialInterrupted(history.stop_reason)
