@@ -39,3 +39,14 @@ def test_train_refuses_a_study_file_and_names_tune(study_file, capsys):
     err = capsys.readouterr().err.strip()
     assert "[tune] is a search space for `finetune-kit tune --config FILE`" in err
     assert len(err.splitlines()) == 1
+
+
+def test_the_example_study_is_valid():
+    from pathlib import Path
+
+    from finetune_kit.tuning.validate import check_study
+
+    path = Path(__file__).parents[2] / "examples" / "configs" / "tune" / "quickstart.toml"
+    config, space = load_tune_config(path)
+    check_study(config, space, "val_accuracy")
+    assert config.data.dataset == "fashion_mnist" and "optim.lr" in space.keys

@@ -156,3 +156,22 @@ def test_sigterm_between_trainer_runs_stops_the_study_and_requeues(
     assert [t.state.name for t in result.study.trials] == ["COMPLETE", "FAIL", "WAITING"]
     assert result.study.trials[2].user_attrs == {"retry_of": 1}
     assert [r.state for r in result.leaderboard] == ["complete", "interrupted", "queued"]
+
+
+def test_the_tuning_example_runs_on_real_data(fashion_mnist_dir, tmp_path, monkeypatch, no_plots):
+    """examples/tune_transfer.py --smoke: pretrain, study, retrain, on tiny real subsets."""
+    import importlib.util
+    from pathlib import Path
+
+    examples = Path(__file__).parents[2] / "examples"
+    monkeypatch.syspath_prepend(str(examples))  # it imports transfer_experiment, as when run
+    spec = importlib.util.spec_from_file_location("tune_transfer", examples / "tune_transfer.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    report = module.main(
+        ["--smoke", "--no-unpruned", "--root", str(fashion_mnist_dir), "--out", str(tmp_path)]
+    )
+    assert [s["trials"] for s in report["studies"]] == [2]
+    assert [r["run"].split(" (")[0] for r in report["results"]] == ["default recipe", "hand-picked", "tuned"]
+    assert all(0.0 <= a <= 1.0 for r in report["results"] for a in r["accuracies"])
+    assert json.loads((tmp_path / "results.json").read_text())["table"] == report["table"]
