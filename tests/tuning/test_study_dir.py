@@ -18,6 +18,13 @@ def test_a_new_directory_is_claimed_and_reclaimed_by_the_same_study(tmp_path):
     claim(folder, "demo", "postgresql+psycopg://me:secret@db/studies")  # the same study: fine
 
 
+def test_the_default_storage_moves_with_its_directory(tmp_path):
+    claim(tmp_path / "study", "demo", None)
+    assert json.loads((tmp_path / "study" / "study.json").read_text())["storage"] == "study.db"
+    (tmp_path / "study").rename(tmp_path / "moved")
+    claim(tmp_path / "moved", "demo", None)
+
+
 def test_another_study_or_other_files_are_refused(tmp_path):
     folder = tmp_path / "study"
     claim(folder, "demo", "sqlite:///a.db")

@@ -123,7 +123,8 @@ def tune(
         n_trials: stop when this many trials are finished (complete, pruned or failed; trials
             of every worker count, interrupted ones do not). None: until ``timeout``.
         timeout: start no new trial after this many seconds.
-        storage: a database URL or a ``.log`` journal file; None: ``STUDY_DIR/study.db``.
+        storage: a database URL or a ``.log`` journal file; None: ``STUDY_DIR/study.db``
+            (the study stays with its directory when that is moved).
         study_name: the study's name in the storage (default: the study directory's name).
         pruner: ``"successive_halving"``, ``"hyperband"``, ``"median"``, ``"none"`` or an
             ``optuna.pruners.BasePruner``.
@@ -153,7 +154,10 @@ def tune(
     if n_trials is not None and n_trials < 0:
         raise ConfigError(f"n_trials must be >= 0, got {n_trials}.")
     check_study(base, space, metric)
-    pruner = create_pruner(pruner, base.train.epochs)
+    epochs = [base.train.epochs] + [
+        int(c) for p in space.params if p.key == "train.epochs" for c in p.candidates()
+    ]
+    pruner = create_pruner(pruner, max(epochs))
     study_dir = Path(output_dir if output_dir is not None else base.train.output_dir)
     name = study_name or study_dir.resolve().name
     url = storage_url(storage, study_dir)
@@ -161,11 +165,11 @@ def tune(
     settings = TrialSettings(base, space, metric, study_dir, name, coordinator)
     if not coordinator.is_main:
         return _follow(settings, public_url(url))
-    check_claim(study_dir, name, url)
+    check_claim(study_dir, name, storage)
     if storage is None:  # the SQLite file goes into the study directory
-        claim(study_dir, name, url)
+        claim(study_dir, name, storage)
     opened = open_storage(url, on_stale=lambda s, t: _requeue_lost(s, t, study_dir, verbose))
-    claim(study_dir, name, url)
+    claim(study_dir, name, storage)
     result = TuneResult(study=None, study_dir=study_dir, storage=public_url(url))
     previous = optuna.logging.get_verbosity()
     optuna.logging.set_verbosity(optuna.logging.WARNING)

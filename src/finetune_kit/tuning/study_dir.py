@@ -40,11 +40,12 @@ from finetune_kit.tuning.trial import TrialSettings
 __all__ = ["OWNER_FILE", "check_claim", "claim", "write_outputs"]
 
 OWNER_FILE = "study.json"
+DEFAULT_STORAGE = "study.db"  # the SQLite file in the study directory
 _OURS = {OWNER_FILE, "study.db", "study.db-journal", "study.db-wal", "study.db-shm"}
 
 
-def check_claim(study_dir: Path, name: str, url: str) -> None:
-    """Whether study ``name`` in ``url`` may use ``study_dir`` (reads only; see :func:`claim`).
+def check_claim(study_dir: Path, name: str, storage: str | None) -> None:
+    """Whether study ``name`` in ``storage`` may use ``study_dir`` (reads only; see :func:`claim`).
 
     Raises:
         OutputDirError: the directory holds another study, or files that are not a study's.
@@ -52,10 +53,11 @@ def check_claim(study_dir: Path, name: str, url: str) -> None:
     record = study_dir / OWNER_FILE
     if record.is_file():
         held = json.loads(record.read_text(encoding="utf-8"))
-        if held != _owner(name, url):
+        wanted = _owner(name, storage)
+        if held != wanted:
             raise OutputDirError(
                 f"{study_dir} holds the study {held.get('study_name')!r} in {held.get('storage')}, "
-                f"not {name!r} in {public_url(url)}; continue it with the same --study-name and "
+                f"not {name!r} in {wanted['storage']}; continue it with the same --study-name and "
                 "--storage, or choose another --output-dir. Nothing was changed."
             )
         return
@@ -70,24 +72,27 @@ def check_claim(study_dir: Path, name: str, url: str) -> None:
             )
 
 
-def claim(study_dir: Path, name: str, url: str) -> None:
-    """Make ``study_dir`` the directory of study ``name`` in ``url``, or check that it is.
+def claim(study_dir: Path, name: str, storage: str | None) -> None:
+    """Make ``study_dir`` the directory of study ``name`` in ``storage``, or check that it is.
+
+    ``storage`` None is the directory's own ``study.db`` (recorded as such, so the directory
+    can be moved).
 
     Raises:
         OutputDirError: the directory holds another study, or files that are not a study's,
             or cannot be written.
     """
-    check_claim(study_dir, name, url)
+    check_claim(study_dir, name, storage)
     try:
         study_dir.mkdir(parents=True, exist_ok=True)
         if not (study_dir / OWNER_FILE).is_file():
-            atomic_write_text(study_dir / OWNER_FILE, json.dumps(_owner(name, url), indent=2) + "\n")
+            atomic_write_text(study_dir / OWNER_FILE, json.dumps(_owner(name, storage), indent=2) + "\n")
     except OSError as exc:
         raise OutputDirError(f"Cannot write to {study_dir}: {exc.strerror or exc}.") from None
 
 
-def _owner(name: str, url: str) -> dict[str, str]:
-    return {"study_name": name, "storage": public_url(url)}
+def _owner(name: str, storage: str | None) -> dict[str, str]:
+    return {"study_name": name, "storage": DEFAULT_STORAGE if storage is None else public_url(storage)}
 
 
 def write_outputs(
