@@ -154,10 +154,7 @@ def tune(
     if n_trials is not None and n_trials < 0:
         raise ConfigError(f"n_trials must be >= 0, got {n_trials}.")
     check_study(base, space, metric)
-    epochs = [base.train.epochs] + [
-        int(c) for p in space.params if p.key == "train.epochs" for c in p.candidates()
-    ]
-    pruner = create_pruner(pruner, max(epochs))
+    pruner = create_pruner(pruner, _most_epochs(base, space))
     study_dir = Path(output_dir if output_dir is not None else base.train.output_dir)
     name = study_name or study_dir.resolve().name
     url = storage_url(storage, study_dir)
@@ -165,11 +162,7 @@ def tune(
     settings = TrialSettings(base, space, metric, study_dir, name, coordinator)
     if not coordinator.is_main:
         return _follow(settings, public_url(url))
-    check_claim(study_dir, name, storage)
-    if storage is None:  # the SQLite file goes into the study directory
-        claim(study_dir, name, storage)
-    opened = open_storage(url, on_stale=lambda s, t: _requeue_lost(s, t, study_dir, verbose))
-    claim(study_dir, name, storage)
+    opened = _open_storage(study_dir, name, storage, url, verbose)
     result = TuneResult(study=None, study_dir=study_dir, storage=public_url(url))
     previous = optuna.logging.get_verbosity()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -193,6 +186,26 @@ def tune(
     finally:
         optuna.logging.set_verbosity(previous)
     return result
+
+
+def _most_epochs(base: RunConfig, space: SearchSpace) -> int:
+    """The longest a trial may train (``train.epochs`` may be searched): the pruners' horizon."""
+    searched = [int(c) for p in space.params if p.key == "train.epochs" for c in p.candidates()]
+    return max([base.train.epochs, *searched])
+
+
+def _open_storage(study_dir: Path, name: str, storage: str | None, url: str, verbose: bool) -> Any:
+    """Check the study directory, open the storage, then claim the directory for the study.
+
+    The directory is written only once the storage opened (except the default storage's own
+    folder), so a bad URL or an unreachable server leaves nothing behind.
+    """
+    check_claim(study_dir, name, storage)
+    if storage is None:  # the SQLite file goes into the study directory
+        claim(study_dir, name, storage)
+    opened = open_storage(url, on_stale=lambda s, t: _requeue_lost(s, t, study_dir, verbose))
+    claim(study_dir, name, storage)
+    return opened
 
 
 def _inputs(config: Any, space: Any) -> tuple[RunConfig, SearchSpace]:
