@@ -16,6 +16,7 @@ import tempfile
 from pathlib import Path
 
 import pytest
+import sqlalchemy
 
 import finetune_kit as fk
 from finetune_kit.errors import ConfigError
@@ -91,7 +92,7 @@ def _two_workers(tmp_path: Path, storage: str | None, same_dir: bool) -> list:
             return False
         try:
             study = optuna.load_study(study_name="shared", storage=url)
-        except KeyError:  # the study does not exist yet
+        except (KeyError, sqlalchemy.exc.OperationalError):  # not created yet
             return False
         return any(t.state.name == "RUNNING" for t in study.trials)
 
