@@ -130,7 +130,8 @@ def base_config(args: argparse.Namespace, weights: Path, output_dir: Path) -> fk
         {
             "data": {
                 "dataset": "fashion_target", "val_fraction": args.val_fraction,
-                "options": {"draw": 0, "per_class": args.per_class, "test_per_class": args.test_per_class},
+                "options": {"draw": 0, "per_class": args.per_class}
+                | ({"test_per_class": args.test_per_class} if args.test_per_class else {}),
             },
             "loader": {"batch_size": args.batch_size},
             "model": {"name": "convnet", "weights": str(weights)},

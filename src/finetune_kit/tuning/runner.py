@@ -165,7 +165,7 @@ def tune(
     opened = _open_storage(study_dir, name, storage, url, verbose)
     result = TuneResult(study=None, study_dir=study_dir, storage=public_url(url))
     previous = optuna.logging.get_verbosity()
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    optuna.logging.set_verbosity(optuna.logging.ERROR)  # each trial's outcome is printed below
     try:
         with _sigterm_as_interrupt():
             result.study = study = open_study(
