@@ -8,14 +8,20 @@ images of classes 5-9. The script
 1. pretrains the ConvNet on classes 0-4 (or reuses ``--pretrained FILE``) and saves its body
    (everything but the head) as a safetensors file, which the configs load as ``model.weights``;
 2. runs a study over the strategy (and its options) and the learning rate, with pruning, and
-   the same study without pruning, holding out 100 of the 500 images for validation;
-3. retrains three configs with three seeds each (each seed draws its own 500 images) and tests
+   the same study without pruning (``--pruners``), holding out 100 of the 500 images for
+   validation;
+3. retrains the configs with three seeds each (each seed draws its own 500 images) and tests
    them: the transfer experiment's recipe with its default strategy (``full``, lr 1e-3), its
-   best hand-picked strategy (``lora``, rank 4, lr 1e-2), and the tuned config.
+   best hand-picked strategy (``lora``, rank 4, lr 1e-2), and the best config of each study.
+
+Run again, the script continues its studies (finished trials are kept) and reuses the
+retraining runs it has; ``--eval-val-fraction 0`` retrains the configs on all 500 images.
 
 The test set is used only in step 3. Usage::
 
-    python examples/tune_transfer.py --threads 1       # the study of docs/tutorials/tuning.md
+    python examples/tune_transfer.py --threads 1       # the studies of docs/tutorials/tuning.md
+    python examples/tune_transfer.py --threads 1 --pruners successive_halving none median
+    python examples/tune_transfer.py --threads 1 --eval-val-fraction 0   # retrain on all 500
     python examples/tune_transfer.py --smoke           # seconds; used by the tests
 
 Results (a table) are printed and written to ``--out`` as ``results.json``.
@@ -145,17 +151,27 @@ def base_config(args: argparse.Namespace, weights: Path, output_dir: Path) -> fk
 
 
 def study(base: fk.RunConfig, args: argparse.Namespace, pruner: str, folder: Path) -> dict[str, Any]:
-    """Run one study; its best trial, its cost in epochs, wall and CPU time."""
+    """Run (or continue) one study; its best trial, its cost in epochs, wall and CPU time.
+
+    The times add up over the runs of the script that trained its trials (``timing.json``).
+    """
     wall, cpu = time.perf_counter(), time.process_time()
     result = fk.tune(base, SPACE, n_trials=args.trials, pruner=pruner, output_dir=folder)
+    timing_file = folder / "timing.json"
+    timing = json.loads(timing_file.read_text()) if timing_file.is_file() else {"wall": 0.0, "cpu": 0.0}
+    timing = {
+        "wall": timing["wall"] + time.perf_counter() - wall,
+        "cpu": timing["cpu"] + time.process_time() - cpu,
+    }
+    timing_file.write_text(json.dumps(timing) + "\n")
     rows = result.leaderboard
     return {
         "pruner": pruner,
         "trials": len(rows),
         "pruned": sum(r.state == "pruned" for r in rows),
         "epochs_trained": sum(r.epochs or 0 for r in rows),
-        "wall_seconds": round(time.perf_counter() - wall, 1),
-        "cpu_seconds": round(time.process_time() - cpu, 1),
+        "wall_seconds": round(timing["wall"], 1),
+        "cpu_seconds": round(timing["cpu"], 1),
         "best_trial": result.best_trial.number,
         "best_val_accuracy": result.best_value,
         "best_params": result.best_params,
@@ -164,22 +180,34 @@ def study(base: fk.RunConfig, args: argparse.Namespace, pruner: str, folder: Pat
 
 
 def evaluate(name: str, config: fk.RunConfig, args: argparse.Namespace, folder: Path) -> dict[str, Any]:
-    """Train ``config`` with each seed (each seed draws its own images) and test it."""
+    """Train ``config`` with each seed (each seed draws its own images) and test it.
+
+    A seed whose run directory holds the result of the same config is not trained again.
+    """
     accuracies, seconds = [], []
     for seed in range(args.seeds):
-        options = dict(config.data.options, draw=seed)
+        run_dir = folder / f"{_slug(name)}-seed{seed}"
         run = dataclasses.replace(
             config,
-            data=dataclasses.replace(config.data, options=options),
-            train=dataclasses.replace(
-                config.train, seed=seed, output_dir=str(folder / f"{_slug(name)}-seed{seed}"), overwrite=True
+            data=dataclasses.replace(
+                config.data, options=dict(config.data.options, draw=seed), val_fraction=args.eval_val_fraction
             ),
+            train=dataclasses.replace(config.train, seed=seed, output_dir=str(run_dir), overwrite=True),
         )
-        start = time.perf_counter()
-        trainer = fk.build_trainer(run)
-        trainer.fit()
-        accuracies.append(trainer.evaluate("test")["accuracy"])
-        seconds.append(round(time.perf_counter() - start, 1))
+        saved = run_dir / "result.json"
+        if saved.is_file() and json.loads(saved.read_text())["config"] == run.to_dict():
+            result = json.loads(saved.read_text())
+        else:
+            start = time.perf_counter()
+            trainer = fk.build_trainer(run)
+            trainer.fit()
+            result = {
+                "accuracy": trainer.evaluate("test")["accuracy"],
+                "seconds": time.perf_counter() - start,
+            }
+            saved.write_text(json.dumps(result | {"config": run.to_dict()}) + "\n")
+        accuracies.append(result["accuracy"])
+        seconds.append(round(result["seconds"], 1))
         print(f"  {name} seed {seed}: test accuracy {accuracies[-1]:.4f} ({seconds[-1]} s)", flush=True)
     return {"run": name, "accuracies": accuracies, "mean": statistics.mean(accuracies), "seconds": seconds}
 
@@ -214,17 +242,33 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--pretrain-epochs", type=int, default=4)
     p.add_argument("--test-per-class", type=int, default=None, help="test images per class (all 1,000)")
     p.add_argument("--pretrained", type=Path, help="reuse this pretrained body (safetensors)")
-    p.add_argument("--no-unpruned", action="store_true", help="skip the study without pruning")
+    p.add_argument(
+        "--pruners",
+        nargs="+",
+        default=["successive_halving", "none"],
+        help="one study per pruner (default: successive_halving, and none for comparison)",
+    )
+    p.add_argument(
+        "--eval-val-fraction",
+        type=float,
+        default=None,
+        help="val_fraction of the final comparison (default: the study's; 0 retrains on all images)",
+    )
     p.add_argument("--root", default=None, help="folder with the Fashion-MNIST IDX files")
     p.add_argument("--out", type=Path, default=Path("runs/tune_transfer"), help="where everything goes")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     p.add_argument("--smoke", action="store_true", help="a few steps on tiny subsets")
     args = p.parse_args(argv)
     args.max_steps = None
+    if args.eval_val_fraction is None:
+        args.eval_val_fraction = args.val_fraction
     if args.smoke:
         args.trials, args.seeds, args.epochs, args.per_class, args.pretrain_per_class = 2, 1, 2, 10, 20
         args.pretrain_epochs, args.test_per_class, args.max_steps, args.batch_size = 1, 10, 4, 10
     return args
+
+
+STUDY_DIRS = {"successive_halving": "study", "none": "study_no_pruning"}
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
@@ -238,15 +282,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     weights = args.pretrained or args.out / "pretrained_body.safetensors"
     source_accuracy = None if args.pretrained else pretrain(args, weights)
     base = base_config(args, weights, args.out / "study")
-    studies = [study(base, args, "successive_halving", args.out / "study")]
-    if not args.no_unpruned:
-        studies.append(study(base, args, "none", args.out / "study_no_pruning"))
+    studies = [study(base, args, p, args.out / STUDY_DIRS.get(p, f"study_{p}")) for p in args.pruners]
     configs = {name: base if not values else _with(base, values) for name, values in HAND_PICKED.items()}
-    configs[f"tuned ({_describe(studies[0]['best_params'])})"] = studies[0]["best_config"]
-    if len(studies) > 1:
-        configs[f"tuned without pruning ({_describe(studies[1]['best_params'])})"] = studies[1]["best_config"]
-    print("\nRetraining with each seed and testing:")
-    rows = [evaluate(name, config, args, args.out / "eval") for name, config in configs.items()]
+    for s in studies:
+        configs[f"tuned, pruner {s['pruner']} ({_describe(s['best_params'])})"] = s["best_config"]
+    print(f"\nRetraining with each seed (val_fraction {args.eval_val_fraction}) and testing:")
+    same = args.eval_val_fraction == args.val_fraction
+    folder = args.out / ("eval" if same else f"eval_val_fraction_{args.eval_val_fraction:g}")
+    rows = [evaluate(name, config, args, folder) for name, config in configs.items()]
     text = table(rows)
     print(f"\n{text}")
     for s in studies:
@@ -263,7 +306,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "results": rows,
         "table": text,
     }
-    (args.out / "results.json").write_text(json.dumps(report, indent=2, default=str) + "\n", encoding="utf-8")
+    name = "results.json" if same else f"results_val_fraction_{args.eval_val_fraction:g}.json"
+    (args.out / name).write_text(json.dumps(report, indent=2, default=str) + "\n", encoding="utf-8")
     return report
 
 

@@ -168,10 +168,10 @@ def test_the_tuning_example_runs_on_real_data(fashion_mnist_dir, tmp_path, monke
     spec = importlib.util.spec_from_file_location("tune_transfer", examples / "tune_transfer.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    report = module.main(
-        ["--smoke", "--no-unpruned", "--root", str(fashion_mnist_dir), "--out", str(tmp_path)]
-    )
-    assert [s["trials"] for s in report["studies"]] == [2]
-    assert [r["run"].split(" (")[0] for r in report["results"]] == ["default recipe", "hand-picked", "tuned"]
+    argv = ["--smoke", "--pruners", "median", "--root", str(fashion_mnist_dir), "--out", str(tmp_path)]
+    report = module.main(argv)
+    assert [(s["pruner"], s["trials"]) for s in report["studies"]] == [("median", 2)]
+    names = [r["run"].split(" (")[0] for r in report["results"]]
+    assert names == ["default recipe", "hand-picked", "tuned, pruner median"]
     assert all(0.0 <= a <= 1.0 for r in report["results"] for a in r["accuracies"])
     assert json.loads((tmp_path / "results.json").read_text())["table"] == report["table"]
