@@ -289,7 +289,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     print(f"\nRetraining with each seed (val_fraction {args.eval_val_fraction}) and testing:")
     same = args.eval_val_fraction == args.val_fraction
     folder = args.out / ("eval" if same else f"eval_val_fraction_{args.eval_val_fraction:g}")
-    rows = [evaluate(name, config, args, folder) for name, config in configs.items()]
+    rows: list[dict[str, Any]] = []
+    for name, config in configs.items():
+        twin = next((r for r in rows if configs[r["run"]] == config), None)  # the same config: its results
+        rows.append(dict(twin, run=name) if twin else evaluate(name, config, args, folder))
     text = table(rows)
     print(f"\n{text}")
     for s in studies:
