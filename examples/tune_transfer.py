@@ -291,7 +291,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     folder = args.out / ("eval" if same else f"eval_val_fraction_{args.eval_val_fraction:g}")
     rows: list[dict[str, Any]] = []
     for name, config in configs.items():
-        twin = next((r for r in rows if configs[r["run"]] == config), None)  # the same config: its results
+        twin = next((r for r in rows if _same(configs[r["run"]], config)), None)  # reuse its results
         rows.append(dict(twin, run=name) if twin else evaluate(name, config, args, folder))
     text = table(rows)
     print(f"\n{text}")
@@ -312,6 +312,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     name = "results.json" if same else f"results_val_fraction_{args.eval_val_fraction:g}.json"
     (args.out / name).write_text(json.dumps(report, indent=2, default=str) + "\n", encoding="utf-8")
     return report
+
+
+def _same(a: fk.RunConfig, b: fk.RunConfig) -> bool:
+    """The same training config (the run directory aside)."""
+    strip = dict(output_dir="")
+    return dataclasses.replace(a, train=dataclasses.replace(a.train, **strip)) == dataclasses.replace(
+        b, train=dataclasses.replace(b.train, **strip)
+    )
 
 
 def _with(base: fk.RunConfig, values: dict[str, Any]) -> fk.RunConfig:
