@@ -99,10 +99,13 @@ def fork_tune(argv: list[str], log: Path) -> Any:
     return kill_helpers.start_cli(["tune", *argv], log).process
 
 
-def wait_for(condition, what: str, process: Any = None, timeout: float = 180.0) -> None:
+def wait_for(
+    condition, what: str, process: Any = None, log: Path | None = None, timeout: float = 180.0
+) -> None:
     """Poll ``condition()`` until it is true; fail (killing ``process``) after ``timeout`` s.
 
-    ``process`` is a ``subprocess.Popen`` or a ``multiprocessing.Process``.
+    ``process`` is a ``subprocess.Popen`` or a ``multiprocessing.Process``; a failure shows the
+    end of its output ``log``.
     """
     deadline = time.monotonic() + timeout
     while not condition():
@@ -110,7 +113,8 @@ def wait_for(condition, what: str, process: Any = None, timeout: float = 180.0) 
             process.poll() if isinstance(process, subprocess.Popen) else getattr(process, "exitcode", None)
         )
         if status is not None:
-            pytest.fail(f"the worker exited with {status} before {what}")
+            output = log.read_text()[-3000:] if log is not None and log.is_file() else ""
+            pytest.fail(f"the worker exited with {status} before {what}:\n{output}")
         if time.monotonic() > deadline:
             if process is not None:
                 process.kill()

@@ -42,12 +42,12 @@ def test_a_killed_study_continues_where_it_stopped(tmp_path, capsys, sig, no_plo
     if sig == signal.SIGINT:  # the command exactly as a user starts it
         worker = start_tune(argv, log)
         epoch_done = study_dir / "trial-0001" / "metrics.csv"  # written after its first epoch
-        wait_for(epoch_done.is_file, "trial 1 to train an epoch", worker)
+        wait_for(epoch_done.is_file, "trial 1 to train an epoch", worker, log)
         worker.send_signal(sig)
         status = worker.wait(timeout=120)
     else:  # the same command in a process forked from one that imported finetune_kit already
         worker = fork_tune(argv, log)
-        wait_for(lambda: trial_state(study_dir, 1) == "running", "trial 1 to start training", worker)
+        wait_for(lambda: trial_state(study_dir, 1) == "running", "trial 1 to start training", worker, log)
         os.kill(worker.pid, sig)
         worker.join(timeout=120)
         status = worker.exitcode

@@ -16,14 +16,13 @@ import tempfile
 from pathlib import Path
 
 import pytest
-import sqlalchemy
 
 import finetune_kit as fk
 from finetune_kit.errors import ConfigError
 from finetune_kit.tuning import load_tune_config, require_optuna
 from finetune_kit.tuning.storage import create_pruner, open_storage, public_url, storage_url
 
-from .conftest import fork_tune, study_text, wait_for
+from .conftest import fork_tune, study_text, trial_state, wait_for
 
 TRIALS = 5
 
@@ -87,16 +86,10 @@ def _two_workers(tmp_path: Path, storage: str | None, same_dir: bool) -> list:
     worker = fork_tune(argv, log)
     optuna = require_optuna()
 
-    def worker_trains() -> bool:
-        if storage is None and not (dirs[0] / "study.db").exists():
-            return False
-        try:
-            study = optuna.load_study(study_name="shared", storage=url)
-        except (KeyError, sqlalchemy.exc.OperationalError):  # not created yet
-            return False
-        return any(t.state.name == "RUNNING" for t in study.trials)
+    def worker_trains() -> bool:  # read its files: opening the storage now could race its set-up
+        return trial_state(dirs[0], 0) == "running"
 
-    wait_for(worker_trains, "the first worker to start a trial", worker)
+    wait_for(worker_trains, "the first worker to start a trial", worker, log)
     base, space = load_tune_config(config)
     fk.tune(
         base, space, n_trials=TRIALS, storage=storage, study_name="shared", output_dir=dirs[1], verbose=False
@@ -121,6 +114,15 @@ def test_two_workers_share_a_sqlite_study(tmp_path, no_plots):
 
 def test_two_workers_share_a_postgresql_study(tmp_path, postgres_url, no_plots):
     _two_workers(tmp_path, storage=postgres_url, same_dir=False)
+
+
+def test_workers_that_start_together_all_open_the_study(study_file, tmp_path):
+    """Four workers start at once on a new SQLite file: one creates the tables, all open it."""
+    argv = ["--config", str(study_file), "--trials", "0", "--output-dir", str(tmp_path / "study")]
+    workers = [fork_tune(argv, tmp_path / f"worker{i}.log") for i in range(4)]
+    for i, worker in enumerate(workers):
+        worker.join(timeout=180)
+        assert worker.exitcode == 0, (tmp_path / f"worker{i}.log").read_text()[-2000:]
 
 
 def test_a_journal_file_holds_a_study(small_study, tmp_path, no_plots):

@@ -21,6 +21,7 @@ Example:
 from __future__ import annotations
 
 import inspect
+import time
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -45,6 +46,8 @@ __all__ = [
 HEARTBEAT_INTERVAL = 10  # seconds between the heartbeats of a running trial
 GRACE_PERIOD = 60  # seconds without a heartbeat after which a running trial counts as dead
 JOURNAL_SUFFIXES = (".log", ".journal")
+SCHEMA_ATTEMPTS = 4  # opening a database whose tables another worker is creating
+_RACES = ("already exists", "database is locked", "UNIQUE constraint failed", "duplicate key")
 PRUNERS = ("successive_halving", "hyperband", "median", "none")
 
 
@@ -116,16 +119,21 @@ def _rdb_storage(optuna: Any, url: str, on_stale: Callable[[Any, Any], None]) ->
         if "heartbeat_stale_trial_callback" in takes
         else "failed_trial_callback"
     )
+    options = dict(
+        engine_kwargs=engine_kwargs, heartbeat_interval=HEARTBEAT_INTERVAL, grace_period=GRACE_PERIOD
+    )
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            return optuna.storages.RDBStorage(
-                url,
-                engine_kwargs=engine_kwargs,
-                heartbeat_interval=HEARTBEAT_INTERVAL,
-                grace_period=GRACE_PERIOD,
-                **{callback: on_stale},
-            )
+        for attempt in range(SCHEMA_ATTEMPTS):
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                    return optuna.storages.RDBStorage(url, **options, **{callback: on_stale})
+            except (sqlalchemy.exc.OperationalError, sqlalchemy.exc.IntegrityError) as exc:
+                # Workers that start together create the tables together: one wins, the
+                # others find them made (or the file locked) and open the storage again.
+                if attempt + 1 == SCHEMA_ATTEMPTS or not any(w in str(exc) for w in _RACES):
+                    raise
+                time.sleep(1.0 + attempt)
     except ImportError as exc:
         fix = f"install it (for PostgreSQL, {INSTALL_HINT} brings psycopg)"
         if url.startswith(("postgresql://", "postgres://")):

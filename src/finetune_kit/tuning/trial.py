@@ -25,6 +25,7 @@ from finetune_kit.errors import ConfigError, FinetuneKitError, TrainingError
 from finetune_kit.storage import atomic_write_text
 from finetune_kit.training import build_trainer
 from finetune_kit.tuning.distributed import Coordinator
+from finetune_kit.tuning.extra import require_optuna
 from finetune_kit.tuning.pruning import PruningCallback
 from finetune_kit.tuning.recovery import RETRY_ATTR, WORKER_ATTR, worker_id
 from finetune_kit.tuning.space import SearchSpace
@@ -111,64 +112,72 @@ def run_trial(trial: Any, settings: TrialSettings) -> float:
         TrialInterrupted: a signal stopped the run.
         FinetuneKitError: a config the library refuses (the study stops).
     """
-    optuna = settings.coordinator.optuna
-    if settings.coordinator.is_main:
-        values = settings.space.suggest(trial)
-        number = trial.number
-        trial.set_user_attr(WORKER_ATTR, worker_id())
-        settings.coordinator.share((number, values))
-    else:
-        number, values = trial
-    run_dir = trial_dir(settings.study_dir, number)
+    number, values = _values(trial, settings)
     record = {"study": settings.study_name, "trial": number, "state": "running", "params": values}
-    record["metric"] = settings.metric
+    record |= {"metric": settings.metric, "run_dir": str(trial_dir(settings.study_dir, number))}
     if settings.coordinator.is_main and RETRY_ATTR in trial.user_attrs:
         record[RETRY_ATTR] = trial.user_attrs[RETRY_ATTR]
-    pruning = PruningCallback(
-        trial if settings.coordinator.is_main else None, settings.metric, share=settings.coordinator.share
-    )
+    main = trial if settings.coordinator.is_main else None
+    pruning = PruningCallback(main, settings.metric, share=settings.coordinator.share)
     start = time.monotonic()
     try:
-        config = trial_config(settings, values, number)
-        trainer = build_trainer(config, callbacks=[pruning, _TrialStarted(record)])
-        if settings.metric.startswith("val_") and trainer.data.val is None:
-            raise ConfigError(
-                f"The study optimises {settings.metric}, but there is no validation set: set "
-                "data.val_fraction > 0 (e.g. 0.1)."
-            )
-        history = trainer.fit()
+        history = _train(settings, values, number, [pruning, _TrialStarted(record)])
     except TrainingError as exc:
-        _finish(record, run_dir, trial, "failed", start, error=str(exc))
+        _finish(record, trial, "failed", start, error=str(exc))
         raise TrialFailed(str(exc)) from None
     except FinetuneKitError as exc:
-        _finish(record, run_dir, trial, "failed", start, error=str(exc))
+        _finish(record, trial, "failed", start, error=str(exc))
         raise
-    record["epochs"] = len(history)
-    if not history.interrupted and not history.rows:
-        message = (
-            f"Trial {number} stopped before the end of its first epoch (train.max_steps = "
-            f"{config.train.max_steps}), so it has no {settings.metric}; raise or remove max_steps."
+    return _outcome(history, pruning, record, trial, start)
+
+
+def _values(trial: Any, settings: TrialSettings) -> tuple[int, dict[str, Any]]:
+    """The trial's number and values: asked of the study on rank 0, and sent to the others."""
+    if not settings.coordinator.is_main:
+        return trial
+    values = settings.space.suggest(trial)
+    trial.set_user_attr(WORKER_ATTR, worker_id())
+    settings.coordinator.share((trial.number, values))
+    return trial.number, values
+
+
+def _train(settings: TrialSettings, values: dict[str, Any], number: int, callbacks: list) -> Any:
+    """Build the trial's Trainer (checking it has what the metric needs) and fit it."""
+    trainer = build_trainer(trial_config(settings, values, number), callbacks=callbacks)
+    if settings.metric.startswith("val_") and trainer.data.val is None:
+        raise ConfigError(
+            f"The study optimises {settings.metric}, but there is no validation set: set "
+            "data.val_fraction > 0 (e.g. 0.1)."
         )
-        _finish(record, run_dir, trial, "failed", start, error=message)
-        raise ConfigError(message)
+    history = trainer.fit()
+    if not history.interrupted and not history.rows:
+        raise ConfigError(
+            f"Trial {number} stopped before the end of its first epoch (train.max_steps = "
+            f"{trainer.config.train.max_steps}), so it has no {settings.metric}; raise or remove max_steps."
+        )
+    return history
+
+
+def _outcome(history: Any, pruning: PruningCallback, record: dict, trial: Any, start: float) -> float:
+    """Record how the run ended; the value of a complete trial, else the matching exception."""
+    record["epochs"] = len(history)
     if history.interrupted:
-        _finish(record, run_dir, trial, "interrupted", start, reason=history.stop_reason)
+        _finish(record, trial, "interrupted", start, reason=history.stop_reason)
         raise TrialInterrupted(history.stop_reason)
     if pruning.pruned_at is not None:
         record["value"] = pruning.last_value
-        _finish(record, run_dir, trial, "pruned", start, reason=history.stop_reason)
-        raise optuna.TrialPruned(history.stop_reason)
-    value = float(history.rows[-1][settings.metric])
-    record["value"] = value
-    _finish(record, run_dir, trial, "complete", start)
+        _finish(record, trial, "pruned", start, reason=history.stop_reason)
+        raise require_optuna().TrialPruned(history.stop_reason)
+    record["value"] = value = float(history.rows[-1][record["metric"]])
+    _finish(record, trial, "complete", start)
     return value
 
 
-def _finish(record: dict, run_dir: Path, trial: Any, state: str, start: float, **extra: Any) -> None:
+def _finish(record: dict, trial: Any, state: str, start: float, **extra: Any) -> None:
     record.update(state=state, seconds=round(time.monotonic() - start, 1), **extra)
     if not isinstance(trial, tuple):  # rank 0 records; the other ranks only train
         trial.set_user_attr("epochs", record.get("epochs", 0))
         trial.set_user_attr("seconds", record["seconds"])
         if "error" in extra:
             trial.set_user_attr("error", " ".join(str(extra["error"]).split())[:500])
-        write_trial_file(run_dir, record)
+        write_trial_file(Path(record["run_dir"]), record)
