@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from finetune_kit.storage.checkpoint import load_checkpoint
 from finetune_kit.tuning.distributed import Coordinator
 
@@ -23,6 +25,7 @@ def test_one_process_shares_with_itself():
     assert coordinator.share({"optim.lr": 0.1}) == {"optim.lr": 0.1}
 
 
+@pytest.mark.slow
 def test_each_trial_is_a_ddp_run_under_torchrun(tmp_path):
     """Rank 0 runs the study; both ranks train each trial, stop a pruned one together, retrain."""
     config = tmp_path / "study.toml"

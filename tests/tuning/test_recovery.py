@@ -32,6 +32,7 @@ def load(study_dir):
     return optuna.load_study(study_name="study", storage=f"sqlite:///{study_dir / 'study.db'}")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL], ids=["SIGINT", "SIGKILL"])
 def test_a_killed_study_continues_where_it_stopped(tmp_path, capsys, sig, no_plots):
     config = tmp_path / "study.toml"

@@ -108,10 +108,12 @@ def _two_workers(tmp_path: Path, storage: str | None, same_dir: bool) -> list:
     return trials
 
 
+@pytest.mark.slow
 def test_two_workers_share_a_sqlite_study(tmp_path, no_plots):
     _two_workers(tmp_path, storage=None, same_dir=True)
 
 
+@pytest.mark.slow
 def test_two_workers_share_a_postgresql_study(tmp_path, postgres_url, no_plots):
     _two_workers(tmp_path, storage=postgres_url, same_dir=False)
 
