@@ -18,6 +18,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+from finetune_kit.storage import atomic_write_bytes
 from finetune_kit.tuning.extra import require_optuna
 
 __all__ = ["PLOTS", "write_plots"]
@@ -57,9 +58,8 @@ def write_plots(study: Any, folder: Path) -> tuple[list[Path], list[str]]:
         figure.set_size_inches(8, 5)
         figure.tight_layout()
         path = folder / f"{name}.png"
-        tmp = folder / f".{name}.tmp.png"
-        figure.savefig(tmp, dpi=100)
-        tmp.replace(path)  # a reader sees the old figure or the new one
+        # Atomic, with a temp file of its own: workers sharing the directory draw at once.
+        atomic_write_bytes(path, lambda handle, figure=figure: figure.savefig(handle, format="png", dpi=100))
         plt.close(figure)
         written.append(path)
     return written, skipped
