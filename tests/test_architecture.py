@@ -36,9 +36,10 @@ LAYERS = {
     "inference": 6,
     "callbacks": 7,
     "training": 8,
-    "__init__": 9,
-    "cli": 10,
-    "__main__": 11,
+    "tuning": 9,
+    "__init__": 10,
+    "cli": 11,
+    "__main__": 12,
 }
 TOP_LEVEL_FILES = {"__init__.py", "__main__.py", "_version.py", "errors.py", "registry.py"}
 

@@ -40,7 +40,10 @@ RECIPES = [
     "mnist_convnet",
 ]
 # Examples with flags of their own, run by another test file.
-TESTED_ELSEWHERE = {"transfer_experiment": "tests/freezing/test_plan.py"}
+TESTED_ELSEWHERE = {
+    "transfer_experiment": "tests/freezing/test_plan.py",
+    "tune_transfer": "tests/tuning/test_runner.py",
+}
 # The shape of each dataset the configs name, for fake data that stands in for it.
 SHAPES = {"cifar10": (3, 32), "cifar100": (3, 32), "mnist": (1, 28), "fashion_mnist": (1, 28)}
 # Configs of these models train one epoch through the CLI; the others (ResNets, slow on a

@@ -115,6 +115,11 @@ if TYPE_CHECKING:  # what the lazy attributes are, for type checkers and IDEs
         evaluate_checkpoint,
         list_recipes,
     )
+    from finetune_kit.tuning import (
+        SearchSpace,
+        TuneResult,
+        tune,
+    )
 
 # public name -> the package that defines it
 _EXPORTS = {
@@ -191,6 +196,9 @@ _EXPORTS = {
     "build_trainer": "finetune_kit.training",
     "evaluate_checkpoint": "finetune_kit.training",
     "list_recipes": "finetune_kit.training",
+    "SearchSpace": "finetune_kit.tuning",
+    "TuneResult": "finetune_kit.tuning",
+    "tune": "finetune_kit.tuning",
 }
 
 
@@ -234,12 +242,14 @@ __all__ = [
     "ProgressBar",
     "Registry",
     "RunConfig",
+    "SearchSpace",
     "ShapeError",
     "TensorBoardLogger",
     "Timer",
     "TopLosses",
     "Trainer",
     "TrainingError",
+    "TuneResult",
     "UnknownNameError",
     "__version__",
     "apply_overrides",
@@ -281,6 +291,7 @@ __all__ = [
     "register_strategy",
     "save_config",
     "top_losses",
+    "tune",
     "unmerge_lora",
     "unwrap_model",
 ]

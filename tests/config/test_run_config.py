@@ -136,3 +136,10 @@ def test_config_is_data_never_code(tmp_path):
     cfg = load_config(path)
     assert cfg.model.name.startswith("__import__")
     assert not marker.exists()
+
+
+def test_a_tune_section_is_refused_with_the_command_that_reads_it():
+    with pytest.raises(
+        ConfigError, match=r"\[tune\] is a search space for `finetune-kit tune --config FILE`"
+    ):
+        RunConfig.from_dict({"tune": {"optim.lr": [0.1]}, "train": {"epochs": 1}}, source="run.toml")

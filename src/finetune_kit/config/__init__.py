@@ -12,7 +12,13 @@ Example:
 
 from __future__ import annotations
 
-from finetune_kit.config.files import builtin_config, list_configs, load_config, save_config
+from finetune_kit.config.files import (
+    builtin_config,
+    list_configs,
+    load_config,
+    read_config_file,
+    save_config,
+)
 from finetune_kit.config.overrides import TRAINER_SECTIONS, apply_overrides, route_options
 from finetune_kit.config.run_config import SECTIONS, RunConfig, build_section
 from finetune_kit.config.sections import (
@@ -41,6 +47,7 @@ __all__ = [
     "builtin_config",
     "list_configs",
     "load_config",
+    "read_config_file",
     "route_options",
     "save_config",
 ]

@@ -9,6 +9,7 @@ import fnmatch
 import importlib.resources
 import sys
 from pathlib import Path
+from typing import Any
 
 from finetune_kit.config.run_config import RunConfig
 from finetune_kit.errors import ConfigError
@@ -18,7 +19,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - exercised on Python 3.10 only
     import tomli as tomllib
 
-__all__ = ["builtin_config", "list_configs", "load_config", "save_config", "tomllib"]
+__all__ = ["builtin_config", "list_configs", "load_config", "read_config_file", "save_config", "tomllib"]
 
 BUILTIN = "builtin"  # the folder of this package that holds the configs shipped with the library
 
@@ -69,6 +70,28 @@ def load_config(path: str | Path) -> RunConfig:
         >>> load_config(p).train.epochs
         2
     """
+    return RunConfig.from_dict(read_config_file(path), source=str(path))
+
+
+def read_config_file(path: str | Path) -> dict[str, Any]:
+    """The tables of a TOML config file as plain data, unchecked (parsed, never evaluated).
+
+    Args:
+        path: the TOML file.
+
+    Returns:
+        ``{section: {key: value}}``.
+
+    Raises:
+        ConfigError: the file is missing, unreadable or not valid TOML.
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> p = pathlib.Path(tempfile.mkdtemp()) / "run.toml"
+        >>> _ = p.write_text('[tune]\\n"optim.lr" = [0.1, 0.2]\\n')
+        >>> read_config_file(p)
+        {'tune': {'optim.lr': [0.1, 0.2]}}
+    """
     path = Path(path)
     if "\0" in str(path):
         raise ConfigError(
@@ -83,7 +106,7 @@ def load_config(path: str | Path) -> RunConfig:
                 f"{path} starts with a UTF-8 byte-order mark (BOM), which TOML does not allow. "
                 "Save the file as UTF-8 without BOM (most editors call it plain 'UTF-8')."
             )
-        raw = tomllib.loads(text)
+        return tomllib.loads(text)
     except FileNotFoundError:
         raise ConfigError(
             f"Config file not found: {path}. Check the path, or use a shipped config by name: "
@@ -105,7 +128,6 @@ def load_config(path: str | Path) -> RunConfig:
         raise ConfigError(f"{path} is not valid TOML: {exc}. Fix the syntax.") from None
     except RecursionError:
         raise ConfigError(f"{path} is not valid TOML: its values nest too deeply. Fix the file.") from None
-    return RunConfig.from_dict(raw, source=str(path))
 
 
 def save_config(config: RunConfig, path: str | Path) -> None:

@@ -76,6 +76,12 @@ class RunConfig:
             raise ConfigError(f"{source}: expected a table of sections, got {type(raw).__name__}.")
         sections = {}
         for name, values in raw.items():
+            if name == "tune":  # a search space: only `finetune-kit tune` reads it
+                raise ConfigError(
+                    f"{source}: [tune] is a search space for `finetune-kit tune --config FILE` "
+                    "(fk.tune in Python); a single run does not read it. Remove the section to "
+                    "train one configuration, or train the best.toml that the study writes."
+                )
             if name not in SECTIONS:
                 raise ConfigError(
                     f"{source}: unknown section [{name}].{did_you_mean(name, list(SECTIONS))} "

@@ -1,0 +1,41 @@
+"""The study directory holds one study; nothing a user put there is touched."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from finetune_kit.errors import OutputDirError
+from finetune_kit.tuning.study_dir import claim
+
+
+def test_a_new_directory_is_claimed_and_reclaimed_by_the_same_study(tmp_path):
+    folder = tmp_path / "study"
+    claim(folder, "demo", "postgresql+psycopg://me:secret@db/studies")
+    record = json.loads((folder / "study.json").read_text())
+    assert record == {"study_name": "demo", "storage": "postgresql+psycopg://me:***@db/studies"}
+    claim(folder, "demo", "postgresql+psycopg://me:secret@db/studies")  # the same study: fine
+
+
+def test_the_default_storage_moves_with_its_directory(tmp_path):
+    claim(tmp_path / "study", "demo", None)
+    assert json.loads((tmp_path / "study" / "study.json").read_text())["storage"] == "study.db"
+    (tmp_path / "study").rename(tmp_path / "moved")
+    claim(tmp_path / "moved", "demo", None)
+
+
+def test_another_study_or_other_files_are_refused(tmp_path):
+    folder = tmp_path / "study"
+    claim(folder, "demo", "sqlite:///a.db")
+    with pytest.raises(OutputDirError, match="holds the study 'demo'"):
+        claim(folder, "demo", "sqlite:///b.db")
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("keep me")
+    with pytest.raises(OutputDirError, match=r"not empty and holds no study \(notes.txt"):
+        claim(mine, "demo", "sqlite:///a.db")
+    assert sorted(p.name for p in mine.iterdir()) == ["notes.txt"]
+    (tmp_path / "file").write_text("")
+    with pytest.raises(OutputDirError, match="is a file"):
+        claim(tmp_path / "file", "demo", "sqlite:///a.db")
