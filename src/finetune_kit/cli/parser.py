@@ -15,7 +15,7 @@ from types import ModuleType
 __all__ = ["SUBCOMMANDS", "build_parser", "subcommand"]
 
 # The subcommands, in the order --help lists them.
-SUBCOMMANDS = ("train", "evaluate", "predict", "export", "listing", "verify_conv")
+SUBCOMMANDS = ("train", "lr_find", "evaluate", "predict", "export", "listing", "verify_conv")
 
 
 def subcommand(module: str) -> ModuleType:
