@@ -71,8 +71,9 @@ def _new_figure_class() -> Any:
     except ImportError:
         raise ConfigError(MISSING_MATPLOTLIB) from None
 
-    def make(width: float, height: float) -> Any:
-        fig = Figure(figsize=(width, height), dpi=DPI, layout="constrained")
+    def make(width: float, height: float, layout: str | None = "constrained") -> Any:
+        # layout=None (margins set by hand) draws about twice as fast as "constrained"
+        fig = Figure(figsize=(width, height), dpi=DPI, layout=layout)
         FigureCanvasAgg(fig)  # render with Agg, whatever pyplot's backend is
         return fig
 
@@ -269,7 +270,11 @@ def plot_images(
     cols = ncols or min(n, 8)
     rows = math.ceil(n / cols)
     lines = max(str(t).count("\n") + 1 for t in titles)
-    fig = _new_figure_class()(1.9 * cols, (1.9 + 0.18 * lines) * rows)
+    cell_w, cell_h = 1.9, 1.9 + 0.18 * lines
+    fig = _new_figure_class()(cell_w * cols, cell_h * rows, layout=None)
+    title_share = (0.08 + 0.16 * lines) / cell_h  # of each cell's height, above its image
+    fig.subplots_adjust(left=0.01, right=0.99, bottom=0.01, top=1 - title_share / rows, wspace=0.05)
+    fig.subplots_adjust(hspace=title_share / (1 - title_share))
     axes = fig.subplots(rows, cols, squeeze=False).ravel()
     for ax in axes:
         ax.set_axis_off()

@@ -144,8 +144,9 @@ def _gradcam(
     maps = saved["maps"].detach().float()
     cam = F.relu((grads.float().mean(dim=(2, 3), keepdim=True) * maps).sum(dim=1, keepdim=True))
     cam = F.interpolate(cam, size=x.shape[-2:], mode="bilinear", align_corners=False)[:, 0]
-    peak = cam.flatten(1).amax(dim=1).clamp(min=1e-12)[:, None, None]
-    return (cam / peak).cpu(), classes.cpu(), logits.detach().softmax(dim=1).cpu()
+    peak = cam.flatten(1).amax(dim=1)[:, None, None]
+    cam = torch.where(peak > 0, cam / peak.clamp(min=torch.finfo(cam.dtype).tiny), 0.0)
+    return cam.cpu(), classes.cpu(), logits.detach().softmax(dim=1).cpu()
 
 
 def _model_inputs(
