@@ -88,3 +88,13 @@ def test_each_finetuner_stage_finds_its_own_lr(data, tmp_path):
     tuner.fit()
     found = [load_config(tuner.stage_dir(i) / "config.toml").optim.lr for i in range(2)]
     assert all(isinstance(lr, float) and lr > 0 for lr in found)
+
+
+def test_the_range_test_is_seeded_and_leaves_the_rng_alone(tmp_path):
+    data = fk.create_datasets("fake", num_classes=2, in_channels=1, image_size=28, train_size=64, test_size=8)
+    model = fk.create_model("convnet", num_classes=2, in_channels=1)  # dropout: the RNG matters
+    trainer = fk.Trainer(model, data, batch_size=16, verbosity=0, output_dir=str(tmp_path / "r"))
+    rng = torch.get_rng_state()
+    first, second = trainer.lr_find(num_steps=12), trainer.lr_find(num_steps=12)
+    assert first.raw_losses == second.raw_losses and first.suggested == second.suggested
+    assert torch.equal(rng, torch.get_rng_state())

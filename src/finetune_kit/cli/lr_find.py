@@ -55,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
     out.mkdir(parents=True, exist_ok=True)
     png = out / OUTPUTS[0] if plots_available() else None
     save_lr_search(result, out / OUTPUTS[1], png)
-    stopped = f"; the loss diverged after {len(result.lrs)}" if result.diverged else ""
+    stopped = f"; the loss diverged after {len(result.lrs)} steps" if result.diverged else ""
     print(f"lr range test: {args.num_steps} steps from {args.start_lr:g} to {args.end_lr:g}{stopped}")
     if result.suggested is None:
         print("no suggestion: too few steps before the loss diverged; lower --end-lr or raise --num-steps")

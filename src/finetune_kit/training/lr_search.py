@@ -3,7 +3,8 @@
 The test (:func:`finetune_kit.lr_find`) runs on the run's training loader, with its loss, its
 freezing strategy applied, and an optimizer built exactly as the run builds it (the same
 parameter groups, weight decay and discriminative lr multipliers), so the suggested lr is the
-base lr of *this* run. The model, the optimizer state and the RNG are left as they were.
+base lr of *this* run. It is seeded with ``train.seed`` (dropout), so it gives the same
+suggestion each time; the model, the optimizer state and the RNG are left as they were.
 
 With ``optim.lr = "find"`` the Trainer runs it before the first step (once, on rank 0's
 suggestion under DDP) and trains with the suggestion, which the run's ``config.toml`` records;
@@ -26,6 +27,8 @@ import dataclasses
 import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+import torch
 
 from finetune_kit.callbacks import plots_available
 from finetune_kit.errors import OutputDirError, TrainingError
@@ -73,17 +76,20 @@ def find_lr(
         trainer.model, cfg.finetune.strategy, bn_policy=cfg.finetune.bn_policy, **cfg.finetune.options
     )
     optimizer = setup.build_optimizer(trainer.model, plan, dataclasses.replace(cfg.optim, lr=start_lr))
-    return lr_find(
-        trainer.model,
-        trainer.loaders.train,
-        loss=setup.build_loss(cfg.optim, None),  # hard labels: the test runs without mixup
-        optimizer=optimizer,
-        start_lr=start_lr,
-        end_lr=end_lr,
-        num_steps=num_steps,
-        device=trainer.device,
-        plot_path=plot_path,
-    )
+    cuda = [trainer.device.index or 0] if trainer.device.type == "cuda" else []
+    with torch.random.fork_rng(devices=cuda):  # seeded (dropout), and the caller's RNG untouched
+        torch.manual_seed(cfg.train.seed)
+        return lr_find(
+            trainer.model,
+            trainer.loaders.train,
+            loss=setup.build_loss(cfg.optim, None),  # hard labels: the test runs without mixup
+            optimizer=optimizer,
+            start_lr=start_lr,
+            end_lr=end_lr,
+            num_steps=num_steps,
+            device=trainer.device,
+            plot_path=plot_path,
+        )
 
 
 def find_lr_for_run(trainer: Evaluator, saved: dict[str, Any] | None) -> LRFindResult | None:
