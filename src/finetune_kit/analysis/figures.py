@@ -24,6 +24,7 @@ Example:
 
 from __future__ import annotations
 
+import importlib.util
 import io
 import math
 from collections.abc import Mapping, Sequence
@@ -53,7 +54,7 @@ DPI = 100
 
 
 def require_matplotlib() -> None:
-    """Check that matplotlib can be imported.
+    """Check that matplotlib is installed, without importing it (that waits for the first figure).
 
     Raises:
         ConfigError: matplotlib is missing; the message says how to install it.
@@ -61,7 +62,8 @@ def require_matplotlib() -> None:
     Example:
         >>> require_matplotlib()
     """
-    _new_figure_class()
+    if importlib.util.find_spec("matplotlib") is None:
+        raise ConfigError(MISSING_MATPLOTLIB)
 
 
 def _new_figure_class() -> Any:

@@ -57,8 +57,9 @@ class Trainer(Evaluator):
         data: the datasets (from :func:`finetune_kit.create_datasets`).
         config: a whole run configuration; its ``loader``, ``optim``, ``finetune`` and
             ``train`` sections are used, ``data`` and ``model`` are saved with the run.
-        callbacks: extra callbacks; the standard ones (progress bar, CSV log, checkpoints,
-            NaN guard, timer, LR monitor) are added unless one of the same class is given.
+        callbacks: extra callbacks; the standard ones (progress bar, text log, metric loggers,
+            checkpoints, NaN guard, timer, LR monitor, plots) are added unless one of the same
+            class is given.
         **options: any key of the loader/optim/finetune/train sections, e.g. ``epochs=5``,
             ``lr=0.05``, ``batch_size=256``, ``precision="bf16-mixed"``, ``output_dir="runs/x"``.
 
