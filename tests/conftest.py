@@ -69,6 +69,26 @@ def _isolated_home(tmp_path_factory, monkeypatch):
     monkeypatch.delenv("FINETUNE_KIT_DATA", raising=False)
 
 
+@pytest.fixture(autouse=True)
+def _figures_on_request(request, monkeypatch):
+    """Runs here draw their figures only when a test asks for them.
+
+    ``train.plots`` is on by default when matplotlib is installed, and a run's figures cost
+    0.5-1.5 s of CPU on these machines, more than most of the tiny runs of the suite take to
+    train. Tests that check figures set ``plots=True`` (or add a PlotCallback), or request the
+    ``default_plots`` fixture to get the library's real default.
+    """
+    if "default_plots" not in request.fixturenames:
+        import finetune_kit.training.setup
+
+        monkeypatch.setattr(finetune_kit.training.setup, "plots_available", lambda: False)
+
+
+@pytest.fixture
+def default_plots() -> None:
+    """Keep ``train.plots``'s default (on when matplotlib is installed) for this test."""
+
+
 @pytest.fixture(scope="session")
 def fashion_mnist_dir() -> Path:
     """The real Fashion-MNIST IDX files (Debian's dataset-fashion-mnist).

@@ -92,7 +92,8 @@ def test_page_doctest_reports_line_numbers(tmp_path):
 @pytest.mark.parametrize(
     "page", PAGES_WITH_EXAMPLES, ids=[str(p.relative_to(DOCS)) for p in PAGES_WITH_EXAMPLES]
 )
-def test_examples_in_the_docs_run(page, tmp_path, monkeypatch):
+def test_examples_in_the_docs_run(page, tmp_path, monkeypatch, default_plots):
+    """The pages' examples run with the library's real defaults (figures included)."""
     monkeypatch.chdir(tmp_path)
     test = page_doctest(page)
     assert test is not None

@@ -1,4 +1,4 @@
-"""Plots: valid PNGs of curves, confusion matrix and image grids; no matplotlib."""
+"""Plots: valid PNGs of curves and image grids (with heatmaps); no matplotlib."""
 
 from __future__ import annotations
 
@@ -11,7 +11,6 @@ from PIL import Image
 from finetune_kit.analysis.figures import (
     PNG_SIGNATURE,
     denormalize,
-    plot_confusion,
     plot_history,
     plot_images,
     require_matplotlib,
@@ -28,8 +27,8 @@ ROWS = [
         "val_loss": 1.0,
         "val_accuracy": 0.5,
         "lr": 0.1,
-        "lr_g0": 0.1,
-        "lr_g1": 0.01,
+        "lr_stem": 0.01,
+        "lr_head": 0.1,
     },
     {
         "epoch": 2,
@@ -38,8 +37,8 @@ ROWS = [
         "val_loss": 0.8,
         "val_accuracy": 0.6,
         "lr": 0.05,
-        "lr_g0": 0.05,
-        "lr_g1": 0.005,
+        "lr_stem": 0.005,
+        "lr_head": 0.05,
     },
     {"epoch": 3, "train_loss": 0.5, "train_accuracy": 0.8, "val_loss": float("nan"), "lr": 0.01},
 ]
@@ -69,18 +68,6 @@ def test_plot_history_writes_a_png(tmp_path):
         plot_history([], tmp_path / "none.png")
 
 
-def test_plot_confusion_writes_a_png_and_checks_shapes(tmp_path):
-    names = [f"class_{i}" for i in range(4)]
-    matrix = [[5, 1, 0, 0], [2, 7, 1, 0], [0, 0, 9, 1], [0, 0, 0, 0]]  # an empty row is fine
-    assert_png(plot_confusion(matrix, names, tmp_path / "c.png"))
-    assert_png(plot_confusion(torch.tensor(matrix), names, tmp_path / "t.png"))
-    with pytest.raises(ShapeError, match="4 class names"):
-        plot_confusion([[1, 2], [3, 4]], names, tmp_path / "x.png")
-    with pytest.raises(ShapeError, match="square"):
-        plot_confusion([[1, 2, 3]], ["a"], tmp_path / "x.png")
-    assert not (tmp_path / "x.png").exists()
-
-
 def test_plot_images_gray_and_rgb(tmp_path):
     gray = torch.randint(0, 256, (5, 1, 12, 12), dtype=torch.uint8)
     assert_png(plot_images(gray, [f"img {i}\nline 2" for i in range(5)], tmp_path / "g.png"))
@@ -90,6 +77,21 @@ def test_plot_images_gray_and_rgb(tmp_path):
         plot_images(gray, ["a", "b", "c"], tmp_path / "bad.png")
     with pytest.raises(ShapeError, match="C = 1 or 3"):
         plot_images(torch.zeros(2, 2, 4, 4), ["a", "b"], tmp_path / "bad.png")
+
+
+def test_heatmaps_are_drawn_over_the_images(tmp_path):
+    gray = torch.zeros(2, 1, 12, 12, dtype=torch.uint8)  # black images: any colour is the heat
+    heat = torch.zeros(2, 12, 12)
+    heat[:, :6] = 1.0  # hot upper half
+    assert_png(plot_images(gray, ["a", "b"], tmp_path / "plain.png"), min_side=50)
+    assert_png(plot_images(gray, ["a", "b"], tmp_path / "heat.png", heatmaps=heat), min_side=50)
+    with Image.open(tmp_path / "plain.png") as plain, Image.open(tmp_path / "heat.png") as hot:
+        plain_colours = {c for _, c in plain.convert("RGB").getcolors(1 << 20)}
+        hot_pixels = [c for _, c in hot.convert("RGB").getcolors(1 << 20)]
+    reds = [c for c in hot_pixels if c[0] > 100 and c[2] < 60 and c not in plain_colours]
+    assert reds, "the hot half of the heatmap should be drawn in red over the black image"
+    with pytest.raises(ShapeError, match="heatmaps must be"):
+        plot_images(gray, ["a", "b"], tmp_path / "bad.png", heatmaps=torch.zeros(2, 6, 6))
 
 
 def test_denormalize_inverts_the_loader_normalisation():

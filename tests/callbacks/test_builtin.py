@@ -162,3 +162,34 @@ def test_bad_arguments():
         EarlyStopping(patience=0)
     with pytest.raises(ConfigError):
         ModelCheckpoint(save_top_k=-1)
+
+
+def test_each_learning_rate_is_logged_by_the_stages_that_train_at_it(tmp_path):
+    import finetune_kit as fk
+
+    data = fk.create_datasets("fake", num_classes=2, in_channels=1, image_size=16, train_size=32, test_size=8)
+    model = fk.create_model("lenet", num_classes=2, in_channels=1, input_size=16)
+    trainer = fk.Trainer(
+        model, data, epochs=1, batch_size=16, lr=0.01, strategy="discriminative_lr", verbosity=0,
+        output_dir=str(tmp_path / "run"),
+    )  # fmt: skip
+    row = trainer.fit().rows[0]
+    rates = {k: v for k, v in row.items() if k.startswith("lr")}
+    # lenet's stages conv1, conv2, fc1, fc2, head; each earlier stage at half the rate
+    assert rates == pytest.approx(
+        {
+            "lr": 0.01,
+            "lr_conv1": 0.000625,
+            "lr_conv2": 0.00125,
+            "lr_fc1": 0.0025,
+            "lr_fc2": 0.005,
+            "lr_head": 0.01,
+        }
+    )
+    assert list(row)[:4] == ["epoch", "step", "train_loss", "train_accuracy"]
+    assert row["images_per_s"] > 0 and row["epoch_time"] > 0
+    plain = fk.Trainer(
+        fk.create_model("lenet", num_classes=2, in_channels=1, input_size=16), data, epochs=1,
+        batch_size=16, lr=0.01, verbosity=0, output_dir=str(tmp_path / "plain"),
+    ).fit().rows[0]  # fmt: skip
+    assert [k for k in plain if k.startswith("lr")] == ["lr"]  # one rate: one column

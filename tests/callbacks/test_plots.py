@@ -61,9 +61,49 @@ def test_plot_callback_draws_the_run_figures(tiny_trainer):
     assert_png(plots / "curves.png")
     assert not (plots / "confusion.png").exists()
     trainer.test(print_report=False)
-    assert_png(plots / "confusion.png")
+    width, height = assert_png(plots / "confusion.png")
+    assert width > 1.8 * height  # counts and normalised, side by side
+    assert_png(plots / "per_class.png")
     width, height = assert_png(plots / "worst.png")
     assert width > height  # six images on one row
+
+
+def test_the_default_config_leaves_png_plots(tiny_trainer, default_plots):
+    trainer = tiny_trainer(verbosity=0)  # train.plots unset: on, as matplotlib is installed
+    trainer.fit()
+    trainer.test(print_report=False)
+    plots = trainer.run_dir.root / "plots"
+    assert sorted(p.name for p in plots.iterdir()) == [
+        "confusion.png",
+        "curves.png",
+        "per_class.png",
+        "worst.png",
+    ]
+    for path in plots.iterdir():
+        assert_png(path, min_side=50)
+    off = tiny_trainer(verbosity=0, plots=False, output_dir=str(trainer.run_dir.root) + "-off")
+    off.fit()
+    off.test(print_report=False)
+    assert not (off.run_dir.root / "plots").exists()
+
+
+class CurvesSeen(fk.Callback):
+    """Whether curves.png exists when each epoch ends (after PlotCallback ran)."""
+
+    def __init__(self):
+        self.seen = []
+
+    def on_epoch_end(self, trainer):
+        self.seen.append((trainer.run_dir.root / "plots" / "curves.png").exists())
+
+
+@pytest.mark.parametrize(("min_interval", "seen"), [(0.0, [True, True]), (3600.0, [False, False])])
+def test_curves_are_redrawn_at_most_every_min_interval(tiny_trainer, min_interval, seen):
+    probe = CurvesSeen()
+    trainer = tiny_trainer(callbacks=[PlotCallback(min_interval=min_interval, worst=0), probe], verbosity=0)
+    trainer.fit()
+    assert probe.seen == seen
+    assert_png(trainer.run_dir.root / "plots" / "curves.png")  # always drawn when fit ends
 
 
 def test_plot_callback_without_a_run_directory(tiny_trainer, tmp_path):
@@ -81,3 +121,5 @@ def test_plot_callback_checks_its_options():
         PlotCallback(worst=-1)
     with pytest.raises(ConfigError, match="every_n_epochs"):
         PlotCallback(every_n_epochs=0)
+    with pytest.raises(ConfigError, match="min_interval"):
+        PlotCallback(min_interval=-1)

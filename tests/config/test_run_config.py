@@ -75,6 +75,14 @@ def test_unknown_section_suggests(tmp_path):
         ("[train]\ndeterministic = 'yes'\n", "train.deterministic must be bool"),
         ("[optim]\nema = 2.0\n", "optim.ema must be a decay"),
         ("[finetune]\nbn_policy = 'frozen'\n", "finetune.bn_policy must be one of"),
+        ("[optim]\nlr = 'fnd'\n", 'optim.lr must be a number > 0 or "find"'),
+        ("[train]\nverbosity = 3\n", "train.verbosity must be 0 .silent., 1"),
+        ("[train]\nverbosity = true\n", "train.verbosity must be int"),
+        (
+            "[train]\nloggers = ['csv', 'tensorbord']\n",
+            "train.loggers must be one of.*Did you mean 'tensorboard'",
+        ),
+        ("[train]\nplots = 'yes'\n", "train.plots must be bool or None"),
     ],
 )
 def test_bad_values_name_key_and_expectation(tmp_path, text, message):
@@ -87,6 +95,19 @@ def test_invalid_toml_and_missing_file(tmp_path):
         load_config(write(tmp_path, "[train\nepochs = 1"))
     with pytest.raises(ConfigError, match="Config file not found"):
         load_config(tmp_path / "nope.toml")
+
+
+def test_observation_keys_and_lr_find(tmp_path):
+    text = "[optim]\nlr = 'find'\n[train]\nverbosity = 2\nloggers = ['json', 'tensorboard']\nplots = false\n"
+    cfg = load_config(write(tmp_path, text))
+    assert (cfg.optim.lr, cfg.train.verbosity, cfg.train.loggers, cfg.train.plots) == (
+        "find",
+        2,
+        ["json", "tensorboard"],
+        False,
+    )
+    defaults = load_config(write(tmp_path, ""))
+    assert (defaults.train.verbosity, defaults.train.loggers, defaults.train.plots) == (1, ["csv"], None)
 
 
 def test_precision_accepts_integer_32(tmp_path):

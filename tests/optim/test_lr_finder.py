@@ -101,6 +101,19 @@ def test_loaders_are_cycled_and_one_shot_iterators_end_the_test():
         lr_find(nn.Linear(6, 2), batches, start_lr=1.0, end_lr=0.1)
 
 
+def test_a_data_bundle_is_batched_and_a_dataset_of_samples_is_refused():
+    import finetune_kit as fk
+
+    data = fk.create_datasets("fake", num_classes=2, in_channels=1, image_size=8, train_size=48, test_size=8)
+    net = nn.Sequential(nn.Flatten(), nn.Linear(64, 2))
+    result = lr_find(net, data, num_steps=12, batch_size=16, end_lr=1.0)  # 3 batches, cycled
+    assert len(result.lrs) == 12 and not result.diverged
+    with pytest.raises(ConfigError, match="dataset of single samples"):
+        lr_find(net, data.train, num_steps=5)
+    with pytest.raises(ConfigError, match="cannot take batches from a int"):
+        lr_find(net, 3, num_steps=5)
+
+
 def test_suggestion_rules_on_known_curves():
     lrs = list(np.geomspace(1e-5, 1.0, 51))
     logs = np.log10(lrs)

@@ -8,7 +8,19 @@ Example:
 
 from __future__ import annotations
 
-from finetune_kit.analysis.figures import plot_confusion, plot_history, plot_images
+from finetune_kit.analysis.class_figures import per_class_accuracy, plot_confusion, plot_per_class
+from finetune_kit.analysis.figures import denormalize, plot_history, plot_images
+from finetune_kit.analysis.lr_plot import plot_lr_find
 from finetune_kit.analysis.top_losses import TopLosses, top_losses
 
-__all__ = ["TopLosses", "plot_confusion", "plot_history", "plot_images", "top_losses"]
+__all__ = [
+    "TopLosses",
+    "denormalize",
+    "per_class_accuracy",
+    "plot_confusion",
+    "plot_history",
+    "plot_images",
+    "plot_lr_find",
+    "plot_per_class",
+    "top_losses",
+]

@@ -21,9 +21,15 @@ from finetune_kit.callbacks.builtin import (
     NaNGuard,
     Timer,
 )
-from finetune_kit.callbacks.loggers import CSVLogger, JSONLogger, TensorBoardLogger
-from finetune_kit.callbacks.plots import PlotCallback
-from finetune_kit.callbacks.progress import ProgressBar
+from finetune_kit.callbacks.loggers import (
+    CSVLogger,
+    JSONLogger,
+    TensorBoardLogger,
+    TextLogger,
+    create_loggers,
+)
+from finetune_kit.callbacks.plots import PlotCallback, plots_available
+from finetune_kit.callbacks.progress import ProgressBar, bars_wanted
 
 __all__ = [
     "EVENTS",
@@ -39,5 +45,9 @@ __all__ = [
     "PlotCallback",
     "ProgressBar",
     "TensorBoardLogger",
+    "TextLogger",
     "Timer",
+    "bars_wanted",
+    "create_loggers",
+    "plots_available",
 ]

@@ -18,7 +18,7 @@ from finetune_kit.registry import did_you_mean
 if TYPE_CHECKING:
     from finetune_kit.training.trainer import Trainer
 
-__all__ = ["EarlyStopping", "LearningRateMonitor", "ModelCheckpoint", "NaNGuard", "Timer"]
+__all__ = ["EarlyStopping", "LearningRateMonitor", "ModelCheckpoint", "NaNGuard", "Timer", "group_rates"]
 
 
 def _improved(value: float, best: float | None, mode: str, min_delta: float) -> bool:
@@ -204,7 +204,12 @@ class NaNGuard(Callback):
 
 
 class LearningRateMonitor(Callback):
-    """Record the learning rate of every optimizer group in the epoch row (``lr``, ``lr_g<i>``).
+    """Record the learning rate of each parameter group in the epoch row, named by its stages.
+
+    The Trainer records ``lr``, the highest rate (the head's). When the groups train at
+    different rates (discriminative learning rates), each rate also gets a column named after
+    the stages that train at it: ``lr_stem``, ``lr_layer1``, ... (``lr_layer1+layer2`` when
+    stages share a rate).
 
     Example:
         >>> isinstance(LearningRateMonitor(), Callback)
@@ -212,12 +217,52 @@ class LearningRateMonitor(Callback):
     """
 
     def on_train_epoch_end(self, trainer: Trainer) -> None:
-        for i, group in enumerate(trainer.optimizer.param_groups):
-            trainer.state.metrics[f"lr_g{i}"] = float(group["lr"])
+        trainer.state.metrics.update(group_rates(trainer.optimizer.param_groups, trainer.plan))
+
+
+def group_rates(groups: list[dict[str, Any]], plan: Any) -> dict[str, float]:
+    """``lr_<stages>`` -> lr for each distinct rate of ``groups`` (empty when they all agree).
+
+    Args:
+        groups: the optimizer's parameter groups.
+        plan: the run's freezing plan (its stages name the columns), or None: the groups'
+            own names are used.
+
+    Returns:
+        Columns in stage order, input side first.
+
+    Example:
+        >>> import torch
+        >>> w = [torch.nn.Parameter(torch.zeros(1)) for _ in range(3)]
+        >>> groups = [{"params": [w[0]], "lr": 0.01, "lr_mult": 0.1, "name": "decay lr_mult=0.1"},
+        ...           {"params": w[1:], "lr": 0.1, "lr_mult": 1.0, "name": "decay"}]
+        >>> group_rates(groups, None)
+        {'lr_decay_lr_mult=0.1': 0.01, 'lr_decay': 0.1}
+    """
+
+    def mult(group: dict[str, Any]) -> float:
+        return float(group.get("lr_mult", 1.0))
+
+    rates = {mult(g): float(g["lr"]) for g in groups}
+    if len(set(rates.values())) <= 1:
+        return {}
+    labels = {
+        m: [str(g.get("name", "group")).replace(" ", "_") for g in groups if mult(g) == m] for m in rates
+    }
+    if plan is not None:
+        stages = plan.stages()
+        index = {id(p): i for i, stage in enumerate(stages) for p in stage.params.values()}
+        for m in rates:
+            found = {index[id(p)] for g in groups if mult(g) == m for p in g["params"] if id(p) in index}
+            labels[m] = [stages[i].name for i in sorted(found)] or labels[m]
+    return {"lr_" + "+".join(dict.fromkeys(labels[m])): rates[m] for m in sorted(rates, key=rates.get)}
 
 
 class Timer(Callback):
-    """Measure wall time of the fit and of each epoch (``epoch_time`` in the epoch row).
+    """Measure wall time and throughput: ``epoch_time`` and ``images_per_s`` in each epoch row.
+
+    ``epoch_time`` is the whole epoch in seconds (training and validation); ``images_per_s``
+    the training images per second over the epoch's training batches, all processes together.
 
     Example:
         >>> Timer().total
@@ -228,12 +273,21 @@ class Timer(Callback):
         self.fit_started = 0.0
         self.epoch_started = 0.0
         self.total = 0.0
+        self._images = 0
 
     def on_fit_start(self, trainer: Trainer) -> None:
         self.fit_started = time.perf_counter()
 
     def on_train_epoch_start(self, trainer: Trainer) -> None:
         self.epoch_started = time.perf_counter()
+        self._images = 0
+
+    def on_train_batch_end(self, trainer: Trainer) -> None:
+        self._images += trainer.state.last_batch_size
+
+    def on_train_epoch_end(self, trainer: Trainer) -> None:
+        seconds = max(time.perf_counter() - self.epoch_started, 1e-9)
+        trainer.state.metrics["images_per_s"] = self._images * trainer.dist.world_size / seconds
 
     def on_validation_end(self, trainer: Trainer) -> None:
         trainer.state.metrics["epoch_time"] = time.perf_counter() - self.epoch_started

@@ -2,6 +2,8 @@
 
 The running loss is read from the device only every ``trainer.config.train.log_every`` batches
 (reading it forces the host to wait for the GPU), so the bar costs the loop nothing in between.
+Bars are drawn only where they can redraw in place: a terminal or a notebook
+(:func:`bars_wanted`); elsewhere (a file, a CI log) the run prints one plain line per epoch.
 
 Example:
     >>> ProgressBar().leave
@@ -21,7 +23,34 @@ from finetune_kit.callbacks.base import Callback
 if TYPE_CHECKING:
     from finetune_kit.training.trainer import Trainer
 
-__all__ = ["ProgressBar"]
+__all__ = ["ProgressBar", "bars_wanted"]
+
+
+def _in_notebook() -> bool:
+    """Whether this process is a Jupyter kernel (where tqdm draws widgets)."""
+    ipython = sys.modules.get("IPython")
+    shell = ipython.get_ipython() if ipython is not None else None
+    return shell is not None and "IPKernelApp" in getattr(shell, "config", {})
+
+
+def bars_wanted(progress: bool, verbosity: int) -> bool:
+    """Whether a run draws progress bars: ``progress`` on, ``verbosity`` 1, a terminal or notebook.
+
+    Args:
+        progress: ``train.progress``.
+        verbosity: ``train.verbosity`` (0 silent, 1 bars where they fit, 2 plain lines).
+
+    Returns:
+        True when standard error is a terminal (or this is a notebook) and both allow bars.
+
+    Example:
+        >>> bars_wanted(progress=False, verbosity=1), bars_wanted(progress=True, verbosity=2)
+        (False, False)
+    """
+    if not progress or verbosity != 1:
+        return False
+    isatty = getattr(sys.stderr, "isatty", None)
+    return bool(isatty is not None and isatty()) or _in_notebook()
 
 
 class ProgressBar(Callback):
@@ -75,7 +104,7 @@ class ProgressBar(Callback):
             rate = self._samples / max(time.perf_counter() - self._started, 1e-9)
             self.batch_bar.set_postfix(
                 loss=f"{trainer.running_loss():.4f}",
-                lr=f"{trainer.optimizer.param_groups[0]['lr']:.3g}",
+                lr=f"{max(g['lr'] for g in trainer.optimizer.param_groups):.3g}",
                 img_s=f"{rate:.0f}",
             )
 

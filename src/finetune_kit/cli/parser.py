@@ -15,7 +15,16 @@ from types import ModuleType
 __all__ = ["SUBCOMMANDS", "build_parser", "subcommand"]
 
 # The subcommands, in the order --help lists them.
-SUBCOMMANDS = ("train", "tune", "evaluate", "predict", "export", "listing", "verify_conv")
+SUBCOMMANDS = (
+    "train",
+    "tune",
+    "lr_find",
+    "evaluate",
+    "predict",
+    "export",
+    "listing",
+    "verify_conv",
+)
 
 
 def subcommand(module: str) -> ModuleType:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 NAME = "predict"
 HELP = "predict the classes of image files with a trained model"
@@ -14,11 +15,34 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("images", nargs="+", metavar="IMAGE", help="PNG or JPEG files")
     p.add_argument("--top-k", type=int, default=5, help="classes shown per image")
     p.add_argument("--device", default="cpu")
+    p.add_argument(
+        "--explain",
+        metavar="DIR",
+        help="also write what the model looked at: a Grad-CAM heatmap over each image, for its "
+        "predicted class, as DIR/<image>.gradcam.png (existing files are never replaced)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
     """Print one row per image: its ``top_k`` classes with their probabilities."""
     from finetune_kit.inference import predict
 
+    if args.explain is not None:
+        return _predict_and_explain(args)
     print(predict(args.checkpoint, args.images, top_k=args.top_k, device=args.device).table())
+    return 0
+
+
+def _predict_and_explain(args: argparse.Namespace) -> int:
+    from finetune_kit.analysis.figures import require_matplotlib
+    from finetune_kit.inference import load_model, predict
+    from finetune_kit.inference.explain import explain, explanation_paths, save_explanations
+
+    require_matplotlib()
+    paths = explanation_paths(args.explain, [Path(image).stem for image in args.images])
+    loaded = load_model(args.checkpoint, device=args.device)
+    print(predict(loaded, args.images, top_k=args.top_k, device=args.device).table())
+    explanation = explain(loaded, args.images, device=args.device)
+    save_explanations(explanation, paths, meta=loaded.meta)
+    print(f"Grad-CAM heatmaps (layer {explanation.layer}) written to {args.explain}/*.gradcam.png")
     return 0

@@ -12,10 +12,21 @@ from finetune_kit.errors import ConfigError
 NAME = "train"
 HELP = "train or fine-tune a model from a config file"
 
+
+def _lr(text: str) -> float | str:
+    """``--lr``: a number, or ``find`` (run the lr range test first)."""
+    if text == "find":
+        return text
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number or 'find', got {text!r}") from None
+
+
 # Shortcut flags: --lr 0.1 is --set optim.lr=0.1.
 SHORTCUTS = {
     "epochs": ("train.epochs", int),
-    "lr": ("optim.lr", float),
+    "lr": ("optim.lr", _lr),
     "batch_size": ("loader.batch_size", int),
     "device": ("train.device", str),
     "precision": ("train.precision", str),

@@ -33,6 +33,7 @@ from finetune_kit.errors import ConfigError
 from finetune_kit.registry import did_you_mean
 
 __all__ = [
+    "LOGGERS",
     "PRECISIONS",
     "DataConfig",
     "FinetuneConfig",
@@ -161,7 +162,9 @@ class OptimConfig:
         optimizer: a registered optimizer name.
         optimizer_options: extra keyword arguments of that optimizer (e.g. ``{betas = [0.9,
             0.99], eps = 1e-6}`` for ``adamw``), checked against its signature.
-        lr: base learning rate.
+        lr: base learning rate, or ``"find"``: run the learning-rate range test on the training
+            set first (with this run's optimizer, parameter groups and freezing) and train with
+            its suggestion, which the run's ``config.toml`` records.
         momentum: momentum (SGD, RMSprop).
         nesterov: Nesterov momentum (SGD).
         weight_decay: L2 / decoupled weight decay.
@@ -182,7 +185,7 @@ class OptimConfig:
     label_smoothing: float = 0.0
     optimizer: str = "sgd"
     optimizer_options: dict[str, Any] = field(default_factory=dict)
-    lr: float = 0.05
+    lr: float | str = 0.05
     momentum: float = 0.9
     nesterov: bool = False
     weight_decay: float = 5e-4
@@ -197,7 +200,13 @@ class OptimConfig:
     cutmix_alpha: float = 0.0
 
     def __post_init__(self) -> None:
-        _check_range("optim", "lr", self.lr, low=0.0, inclusive=False)
+        if isinstance(self.lr, str):
+            if self.lr != "find":
+                raise ConfigError(
+                    f'optim.lr must be a number > 0 or "find" (run the lr range test first), got {self.lr!r}.'
+                )
+        else:
+            _check_range("optim", "lr", self.lr, low=0.0, inclusive=False)
         _check_range("optim", "momentum", self.momentum, low=0.0)
         _check_range("optim", "weight_decay", self.weight_decay, low=0.0)
         _check_range("optim", "warmup_epochs", self.warmup_epochs, low=0.0)
@@ -240,6 +249,8 @@ class FinetuneConfig:
 
 
 PRECISIONS = ("32", "bf16-mixed", "16-mixed")
+LOGGERS = ("csv", "json", "tensorboard")
+"""The metric files ``train.loggers`` can name: metrics.csv, metrics.json, TensorBoard events."""
 
 
 @dataclass
@@ -263,7 +274,19 @@ class TrainConfig:
         log_every: read the running loss from the device every this many steps (and, under
             DDP, check for a stop signal).
         sync_batchnorm: under DDP, turn BatchNorm layers into SyncBatchNorm.
-        progress: show tqdm progress bars.
+        progress: allow tqdm progress bars. They are drawn at ``verbosity = 1`` when the output
+            is a terminal (or a notebook); ``progress = false`` prints one line per epoch instead.
+        verbosity: what the console shows, as in Keras: ``0`` nothing, ``1`` the weights and
+            trainable summary, then progress bars on a terminal or one line per epoch
+            elsewhere (a file, a CI log), and the end summary; ``2`` the same with one plain
+            line per epoch always. ``train.log`` in the run directory gets the lines whatever
+            the verbosity.
+        loggers: metric files written each epoch: ``"csv"`` (metrics.csv), ``"json"``
+            (metrics.json), ``"tensorboard"`` (event files in tensorboard/, needs the
+            ``tensorboard`` package).
+        plots: draw the run's figures into ``plots/``: learning curves after fit, and the
+            confusion matrix, per-class accuracy and worst mistakes after test (needs
+            matplotlib; ``None``: on when matplotlib is installed).
         metrics: extra validation metrics besides loss and accuracy (``finetune-kit list
             metrics``), logged as ``val_<name>``, e.g. ``["top_k_accuracy", "f1"]``.
         tta: test-time augmentation for validation and test: ``"flip"`` averages the
@@ -284,6 +307,9 @@ class TrainConfig:
     log_every: int = 50
     sync_batchnorm: bool = False
     progress: bool = True
+    verbosity: int = 1
+    loggers: list[str] = field(default_factory=lambda: ["csv"])
+    plots: bool | None = None
     metrics: list[str] = field(default_factory=list)
     tta: str | None = None
 
@@ -296,5 +322,12 @@ class TrainConfig:
         _check_choice("train", "precision", str(self.precision), PRECISIONS)
         if self.tta is not None:
             _check_choice("train", "tta", self.tta, ("flip",))
+        if self.verbosity not in (0, 1, 2) or isinstance(self.verbosity, bool):
+            raise ConfigError(
+                f"train.verbosity must be 0 (silent), 1 (bars on a terminal, else one line per "
+                f"epoch) or 2 (one line per epoch), got {self.verbosity!r}."
+            )
+        for name in self.loggers:
+            _check_choice("train", "loggers", name, LOGGERS)
         if not self.output_dir:
             raise ConfigError("train.output_dir must not be empty; give a directory such as 'runs/exp1'.")

@@ -61,6 +61,8 @@ class ModelInfo:
             None for a fresh initialisation.
         build_kwargs: keyword arguments such that ``create_model(name, **build_kwargs)`` rebuilds
             the same architecture (with fresh weights).
+        load_report: what the last weights load did, as ``LoadReport.to_dict()`` (None: no
+            weights were loaded); ``finetune_kit.models.load.load_report_of`` reads it back.
 
     Example:
         >>> info = ModelInfo(name="net", num_classes=2, in_channels=1, input_size=(28, 28),
@@ -81,6 +83,7 @@ class ModelInfo:
     class_names: list[str] | None = field(default=None, hash=False)
     weights: str | None = None
     build_kwargs: dict[str, Any] = field(default_factory=dict, hash=False)
+    load_report: dict[str, Any] | None = field(default=None, hash=False, compare=False)
 
     @property
     def stage_names(self) -> tuple[str, ...]:

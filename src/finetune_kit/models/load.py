@@ -26,7 +26,8 @@ Example:
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
+from typing import Any
 
 import torch
 from torch import nn
@@ -38,7 +39,7 @@ from finetune_kit.models.info import INFO_ATTR, ModelInfo, adapt_stats, update_m
 from finetune_kit.models.registry import MODELS
 from finetune_kit.models.weights import WeightsMeta, WeightsSource, read_weights
 
-__all__ = ["LoadReport", "load_weights"]
+__all__ = ["LoadReport", "load_report_of", "load_weights"]
 
 logger = logging.getLogger("finetune_kit.models")
 
@@ -104,6 +105,50 @@ class LoadReport:
             lines.append(f"  mismatched ({len(shown)}): {_some(shown)}")
         return "\n".join(lines)
 
+    def summary(self) -> str:
+        """One line: the source, tensors loaded and skipped, head replaced, stem adapted.
+
+        Example:
+            >>> LoadReport(loaded=("a", "b"), missing=("c",), source="w.pth").summary()
+            'weights w.pth: 2 of 3 model tensors loaded; 1 missing'
+        """
+        total = len(self.loaded) + len(self.adapted) + len(self.missing)
+        total += len(self.mismatched) + len(self.skipped_head)
+        parts = [f"{len(self.loaded) + len(self.adapted)} of {total} model tensors loaded"]
+        if self.skipped_head:
+            parts.append(f"head replaced ({self._classes()})")
+        for key in self.adapted:
+            src, dst = self.shapes[key]
+            parts.append(f"{key} adapted {_shape(src)} -> {_shape(dst)}")
+        for title, names in (
+            ("missing", self.missing),
+            ("unexpected", self.unexpected),
+            ("mismatched", self.mismatched),
+        ):
+            if names:
+                parts.append(f"{len(names)} {title}")
+        return f"weights {self.source or 'a state dict'}: " + "; ".join(parts)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain lists and strings (for checkpoints and JSON); :meth:`from_dict` reverses it.
+
+        Example:
+            >>> report = LoadReport(loaded=("w",), source="x", shapes={"w": ((2,), (3,))})
+            >>> LoadReport.from_dict(report.to_dict()) == report
+            True
+        """
+        data: dict[str, Any] = {f.name: list(getattr(self, f.name)) for f in fields(self)}
+        data["source"] = self.source
+        data["shapes"] = {k: [list(a), list(b)] for k, (a, b) in self.shapes.items()}
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> LoadReport:
+        """Rebuild a report from :meth:`to_dict` output."""
+        values = {k: tuple(v) for k, v in data.items() if k not in ("source", "shapes")}
+        shapes = {k: (tuple(a), tuple(b)) for k, (a, b) in data.get("shapes", {}).items()}
+        return cls(source=str(data.get("source", "")), shapes=shapes, **values)
+
     def _classes(self) -> str:
         key = next((k for k in self.skipped_head if k in self.shapes), None)
         if key is None:
@@ -112,6 +157,34 @@ class LoadReport:
         if src and dst and src[1:] == dst[1:]:
             return f"the weights have {src[0]} classes, the model {dst[0]}"
         return f"shapes {src} in weights vs {dst} in model"
+
+
+def _shape(shape: Shape) -> str:
+    return "x".join(str(s) for s in shape)
+
+
+def load_report_of(model: nn.Module) -> LoadReport | None:
+    """The :class:`LoadReport` of the last weights loaded into ``model`` (None: none were).
+
+    Args:
+        model: a model built by ``create_model`` (others carry no report).
+
+    Returns:
+        The report, or None.
+
+    Example:
+        >>> from finetune_kit.models import create_model
+        >>> net = create_model("lenet", num_classes=10)
+        >>> load_report_of(net) is None
+        True
+        >>> _ = load_weights(net, net.state_dict())
+        >>> load_report_of(net).summary()
+        'weights state dict: 10 of 10 model tensors loaded'
+    """
+    info = getattr(model, INFO_ATTR, None)
+    if not isinstance(info, ModelInfo) or info.load_report is None:
+        return None
+    return LoadReport.from_dict(info.load_report)
 
 
 def _some(names: tuple[str, ...] | list[str], limit: int = 10) -> str:
@@ -236,7 +309,7 @@ def _record(model: nn.Module, meta: WeightsMeta, report: LoadReport) -> None:
     info = getattr(model, INFO_ATTR, None)
     if not isinstance(info, ModelInfo):
         return
-    changes: dict = {"weights": meta.name}
+    changes: dict = {"weights": meta.name, "load_report": report.to_dict()}
     if meta.mean is not None and meta.std is not None:
         changes["mean"] = adapt_stats(meta.mean, info.in_channels)
         changes["std"] = adapt_stats(meta.std, info.in_channels)

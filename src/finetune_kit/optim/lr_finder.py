@@ -26,6 +26,7 @@ Example:
 from __future__ import annotations
 
 import copy
+import itertools
 import math
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -36,7 +37,10 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 from torch.optim import Optimizer
+from torch.utils.data import Dataset
 
+from finetune_kit.analysis.lr_plot import plot_lr_find
+from finetune_kit.data import DataBundle, make_loaders
 from finetune_kit.errors import ConfigError, DataError
 from finetune_kit.optim.losses import create_loss
 from finetune_kit.optim.optimizers import create_optimizer
@@ -78,41 +82,37 @@ class LRFindResult:
         return self.suggestion_steepest
 
     def plot(self, path: str | Path) -> Path:
-        """Write the loss-vs-lr curve with both suggestions to a PNG file.
+        """Write the loss-vs-lr curve to a PNG, like fastai's: log lr axis, the suggestion marked.
+
+        The divergent tail (the steps after the loss climbs back above its start) is left out,
+        so the loss axis shows the useful part of the curve
+        (:func:`~finetune_kit.analysis.plot_lr_find`).
+
+        Args:
+            path: the PNG file to write (parents created).
+
+        Returns:
+            ``path``.
 
         Raises:
-            ConfigError: matplotlib is not installed.
+            ConfigError: matplotlib is not installed, or fewer than 2 steps were recorded.
         """
-        figure_cls = _require_matplotlib()
-        fig = figure_cls(figsize=(6.4, 4.0))
-        ax = fig.add_subplot()
-        ax.plot(self.lrs, self.losses, label="smoothed loss")
-        ax.set_xscale("log")
-        ax.set_xlabel("learning rate")
-        ax.set_ylabel("loss")
-        for lr, style, name in (
-            (self.suggestion_steepest, ":", "steepest"),
-            (self.suggestion_valley, "--", "valley"),
-        ):
-            if lr is not None:
-                ax.axvline(lr, linestyle=style, color="gray", label=f"{name} {lr:.2e}")
-        ax.legend()
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(path, dpi=100, bbox_inches="tight")
+        _require_matplotlib()
+        path = plot_lr_find(
+            self.lrs, self.losses, path, suggestion=self.suggested, steepest=self.suggestion_steepest
+        )
         self.plot_path = path
         return path
 
 
-def _require_matplotlib() -> Any:
+def _require_matplotlib() -> None:
     try:
-        from matplotlib.figure import Figure
-    except ImportError as err:
+        from matplotlib.figure import Figure  # noqa: F401
+    except ImportError:
         raise ConfigError(
             "Plotting the lr finder curve needs matplotlib: "
             "pip install finetune-kit[plots] (or leave plot_path=None)."
-        ) from err
-    return Figure
+        ) from None
 
 
 def steepest_lr(lrs: list[float], losses: list[float]) -> float | None:
@@ -156,26 +156,34 @@ def valley_lr(lrs: list[float], losses: list[float]) -> float | None:
     return float(lrs[max_start + int(sections) + int(sections / 2)])
 
 
-def _batches(data: Any, batch_size: int) -> Iterator[tuple[Tensor, Tensor]]:
-    """Cycle over a loader, or over shuffled batches of an ``(x, y)`` pair of tensors.
+def _batches(data: Any, batch_size: int, device: torch.device) -> Iterator[tuple[Tensor, Tensor]]:
+    """Cycle over the batches of a DataBundle's training split, a loader, or an ``(x, y)`` pair.
 
-    A one-shot iterator is read once; the test then ends with the steps it got.
+    A DataBundle is batched with ``batch_size`` (augmented as in training); a finetune_kit
+    loader goes through one epoch after another; an ``(x, y)`` pair of tensors is shuffled into
+    ``batch_size`` batches; any other iterable of ``(x, y)`` is cycled. A one-shot iterator is
+    read once; the test then ends with the steps it got.
     """
+    if isinstance(data, DataBundle):
+        data = make_loaders(data, batch_size=batch_size, device=device).train
     if isinstance(data, (tuple, list)) and len(data) == 2 and all(isinstance(t, Tensor) for t in data):
-        x, y = data
-        if x.shape[0] != y.shape[0] or x.shape[0] == 0:
-            raise DataError(
-                f"x and y must hold the same, non-zero number of samples; got {x.shape[0]} and {y.shape[0]}."
-            )
-        while True:
-            order = torch.randperm(x.shape[0])
-            for i in range(0, x.shape[0], batch_size):
-                idx = order[i : i + batch_size]
-                yield x[idx], y[idx]
+        yield from _tensor_batches(data[0], data[1], batch_size)
+        return
+    if isinstance(data, Dataset) and not hasattr(data, "iter_epoch"):
+        raise ConfigError(
+            f"lr_find got a {type(data).__name__}, a dataset of single samples. Pass a "
+            "DataBundle (from create_datasets), a DataLoader, or an (x, y) pair of tensors."
+        )
+    if not hasattr(data, "__iter__"):
+        raise ConfigError(
+            f"lr_find cannot take batches from a {type(data).__name__}. Pass a DataBundle (from "
+            "create_datasets), a loader yielding (x, y) batches, or an (x, y) pair of tensors."
+        )
+    epochs = (data.iter_epoch(e) for e in itertools.count()) if hasattr(data, "iter_epoch") else None
     seen = False
     while True:
         empty = True
-        for batch in data:
+        for batch in next(epochs) if epochs is not None else data:
             empty, seen = False, True
             yield batch[0], batch[1]
         if empty and seen:
@@ -185,6 +193,18 @@ def _batches(data: Any, batch_size: int) -> Iterator[tuple[Tensor, Tensor]]:
                 "lr_find got no batches: the loader is empty or an exhausted "
                 "iterator. Pass a DataLoader (or an (x, y) pair of tensors)."
             )
+
+
+def _tensor_batches(x: Tensor, y: Tensor, batch_size: int) -> Iterator[tuple[Tensor, Tensor]]:
+    if x.shape[0] != y.shape[0] or x.shape[0] == 0:
+        raise DataError(
+            f"x and y must hold the same, non-zero number of samples; got {x.shape[0]} and {y.shape[0]}."
+        )
+    while True:
+        order = torch.randperm(x.shape[0])
+        for i in range(0, x.shape[0], batch_size):
+            idx = order[i : i + batch_size]
+            yield x[idx], y[idx]
 
 
 @dataclass
@@ -262,7 +282,7 @@ def _run(
 
 def lr_find(
     model: nn.Module,
-    loader_or_data: Iterable[Any] | tuple[Tensor, Tensor],
+    loader_or_data: DataBundle | Iterable[Any] | tuple[Tensor, Tensor],
     *,
     loss: str | Callable[[Tensor, Tensor], Tensor] = "cross_entropy",
     optimizer: str | Optimizer = "sgd",
@@ -280,8 +300,10 @@ def lr_find(
 
     Args:
         model: the model to probe; it is left exactly as it was.
-        loader_or_data: an iterable of ``(x, y)`` batches (cycled when shorter than
-            ``num_steps``) or an ``(x, y)`` pair of tensors (shuffled into ``batch_size``).
+        loader_or_data: a :class:`~finetune_kit.DataBundle` (its training split, batched with
+            ``batch_size`` and augmented as in training), a loader or any iterable of
+            ``(x, y)`` batches (cycled when shorter than ``num_steps``), or an ``(x, y)`` pair
+            of tensors (shuffled into ``batch_size``).
         loss: a loss name from :func:`~finetune_kit.optim.losses.list_losses` or a callable.
         optimizer: an optimizer name, or an optimizer over the model (its state is restored;
             group lrs follow ``lr * group["lr_mult"]``).
@@ -292,17 +314,25 @@ def lr_find(
         diverge_factor: stop when the smoothed loss exceeds this times its minimum.
         device: where to run (default: where the model's parameters are).
         plot_path: write the curve to this PNG (needs matplotlib).
-        batch_size: batch size for an ``(x, y)`` pair of tensors.
+        batch_size: batch size for a DataBundle or an ``(x, y)`` pair of tensors.
         optimizer_options: keyword arguments for :func:`~finetune_kit.optim.create_optimizer`.
 
     Returns:
         The :class:`LRFindResult`.
 
     Raises:
-        ConfigError: bad arguments, or ``plot_path`` without matplotlib installed.
+        ConfigError: bad arguments, data that is not batches (e.g. a dataset of single
+            samples), or ``plot_path`` without matplotlib installed.
         DataError: no batches.
 
     Example:
+        >>> import finetune_kit as fk
+        >>> data = fk.create_datasets("fake", num_classes=2, in_channels=1, image_size=16,
+        ...                           train_size=64, test_size=8)
+        >>> net = fk.create_model("lenet", num_classes=2, in_channels=1, input_size=16)
+        >>> result = lr_find(net, data, num_steps=8, batch_size=16)
+        >>> len(result.lrs)
+        8
         >>> net = torch.nn.Linear(2, 2)
         >>> before = net.weight.clone()
         >>> _ = lr_find(net, (torch.randn(64, 2), torch.randint(0, 2, (64,))), num_steps=10)
@@ -327,7 +357,14 @@ def lr_find(
         opt = given or create_optimizer(model, str(optimizer), lr=start_lr, **dict(optimizer_options or {}))
         lrs = np.geomspace(start_lr, end_lr, num_steps)
         raw, smoothed, diverged = _run(
-            model, _batches(loader_or_data, batch_size), loss_fn, opt, lrs, smooth, diverge_factor, device
+            model,
+            _batches(loader_or_data, batch_size, device),
+            loss_fn,
+            opt,
+            lrs,
+            smooth,
+            diverge_factor,
+            device,
         )
     finally:
         if device != home:

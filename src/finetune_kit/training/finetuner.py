@@ -57,14 +57,15 @@ class RecipeStage:
         name: short name, also the run sub-directory (``<index>-<name>``).
         strategy: the freezing strategy of this stage.
         epochs: epochs of this stage.
-        lr: the stage's base learning rate.
+        lr: the stage's base learning rate (``"find"``: the stage runs the lr range test with
+            its own freezing first).
         strategy_options: keyword arguments of the strategy.
     """
 
     name: str
     strategy: str
     epochs: int
-    lr: float
+    lr: float | str
     strategy_options: dict[str, Any] = field(default_factory=dict)
 
 
@@ -117,7 +118,8 @@ class FineTuner:
         recipe: ``"two_stage"``, ``"gradual"`` or ``"linear_probe"`` (:func:`list_recipes`).
         epochs: epochs of the main stage (after the head-only stage of ``two_stage``).
         freeze_epochs: epochs of the head-only stage of ``two_stage``.
-        lr: base learning rate (``two_stage`` halves it for the unfrozen stage).
+        lr: base learning rate (``two_stage`` halves it for the unfrozen stage); ``"find"``
+            runs the lr range test at the start of each stage, with that stage's freezing.
         decay: discriminative learning-rate decay per stage (``two_stage``).
         every: unfreeze one more stage every this many epochs (``gradual``).
         small_input: build a 32-pixel stem for a ResNet given by name.
@@ -156,7 +158,7 @@ class FineTuner:
         recipe: str = "two_stage",
         epochs: int = 5,
         freeze_epochs: int = 1,
-        lr: float | None = None,
+        lr: float | str | None = None,
         decay: float = 0.5,
         every: int = 1,
         small_input: bool = False,
@@ -185,9 +187,16 @@ class FineTuner:
             raise ConfigError(
                 f"epochs, freeze_epochs and every must be >= 1; got {epochs}, {freeze_epochs}, {every}."
             )
+        find = self.config.optim.lr == "find"  # then every stage runs the range test for itself
         self.stages = RECIPES.get(recipe)(
-            epochs=epochs, freeze_epochs=freeze_epochs, lr=self.config.optim.lr, decay=decay, every=every
+            epochs=epochs,
+            freeze_epochs=freeze_epochs,
+            lr=1.0 if find else self.config.optim.lr,
+            decay=decay,
+            every=every,
         )
+        if find:
+            self.stages = [dataclasses.replace(stage, lr="find") for stage in self.stages]
         self.recipe = recipe
         # The recipe's own settings, so that its config.toml rebuilds the same stages.
         self.config = dataclasses.replace(

@@ -21,12 +21,16 @@ from torch import nn
 
 from finetune_kit.callbacks import (
     Callback,
-    CSVLogger,
     LearningRateMonitor,
     ModelCheckpoint,
     NaNGuard,
+    PlotCallback,
     ProgressBar,
+    TextLogger,
     Timer,
+    bars_wanted,
+    create_loggers,
+    plots_available,
 )
 from finetune_kit.config import SECTIONS, TRAINER_SECTIONS, RunConfig, route_options, save_config
 from finetune_kit.config.sections import FinetuneConfig, OptimConfig
@@ -36,7 +40,9 @@ from finetune_kit.data.mixing import MixupCutmix
 from finetune_kit.errors import ConfigError, ShapeError
 from finetune_kit.freezing import FreezePlan, apply_strategy, current_plan
 from finetune_kit.metrics import Metrics
+from finetune_kit.models import unwrap_model
 from finetune_kit.models.info import INFO_ATTR
+from finetune_kit.models.load import load_report_of
 from finetune_kit.optim import OPTIMIZERS, create_loss, create_optimizer, create_scheduler, param_groups
 from finetune_kit.optim.schedulers import Scheduler
 from finetune_kit.runtime.distributed import DistEnv
@@ -169,19 +175,29 @@ def probe_model(model: nn.Module, data: DataBundle, device: torch.device) -> Non
 
 
 def default_callbacks(config: RunConfig, *, has_val: bool, given: list[Callback]) -> list[Callback]:
-    """The standard callbacks, each unless one of the same class is ``given``, then ``given``."""
+    """The standard callbacks, each unless one of the same class is ``given``, then ``given``.
+
+    ``train.verbosity`` and ``train.progress`` choose between progress bars and one plain line
+    per epoch on the console; ``train.loggers`` names the metric files; ``train.plots`` adds
+    the :class:`~finetune_kit.PlotCallback` (``None``: when matplotlib is installed).
+    """
     train = config.train
+    bars = bars_wanted(train.progress, train.verbosity)
+    console = "none" if train.verbosity == 0 else "summary" if bars else "all"
     defaults: list[Callback] = [
         Timer(),
         LearningRateMonitor(),
         NaNGuard(check_every=train.log_every),
-        CSVLogger(),
+        *create_loggers(train.loggers),
+        TextLogger(console=console),
         ModelCheckpoint(
             monitor="val_accuracy" if has_val else None, mode="max", every_n_steps=train.checkpoint_every
         ),
     ]
-    if train.progress:
+    if bars:
         defaults.insert(0, ProgressBar())
+    if train.plots or (train.plots is None and plots_available()):
+        defaults.append(PlotCallback())  # train.plots = true without matplotlib: its error says so
     have = {type(cb) for cb in given}
     return [cb for cb in defaults if type(cb) not in have] + list(given)
 
@@ -286,14 +302,21 @@ def build_scheduler(
     )
 
 
-def write_run_files(run_dir: RunDir, config: RunConfig, plan: FreezePlan, data: DataBundle) -> str:
-    """``config.toml``, ``trainable.txt``, ``split.json`` and ``classes.json``; returns the table."""
+def write_run_files(
+    run_dir: RunDir, config: RunConfig, plan: FreezePlan, data: DataBundle, model: nn.Module
+) -> None:
+    """``config.toml``, ``trainable.txt``, ``split.json``, ``classes.json``, and ``weights.txt``.
+
+    ``weights.txt`` is the full load report of the weights the model started from (only when
+    weights were loaded); ``train.log`` has its one-line summary.
+    """
     run_config = dataclasses.replace(config)
     run_config.train = dataclasses.replace(run_config.train, output_dir=str(run_dir.root))
-    summary = plan.summary().table()
+    report = load_report_of(unwrap_model(model))
     with run_dir.writing():
         save_config(run_config, run_dir.path("config.toml"))
-        run_dir.path("trainable.txt").write_text(summary + "\n", encoding="utf-8")
+        run_dir.path("trainable.txt").write_text(plan.summary().table() + "\n", encoding="utf-8")
         data.save_split(run_dir.path("split.json"))
         data.save_class_index(run_dir.path("classes.json"))
-    return summary
+        if report is not None:
+            run_dir.path("weights.txt").write_text(f"{report.summary()}\n\n{report}\n", encoding="utf-8")

@@ -27,6 +27,7 @@ from finetune_kit.data.sampling import derive_seed
 from finetune_kit.errors import ConfigError, TrainingError
 from finetune_kit.freezing import FreezePlan
 from finetune_kit.optim import ModelEma
+from finetune_kit.optim.lr_finder import LRFindResult
 from finetune_kit.optim.schedulers import Scheduler
 from finetune_kit.runtime import configure_determinism, seed_everything
 from finetune_kit.runtime.distributed import (
@@ -38,7 +39,7 @@ from finetune_kit.runtime.distributed import (
 )
 from finetune_kit.storage import checkpoint as ckpt
 from finetune_kit.storage.run_dir import RunDir
-from finetune_kit.training import setup
+from finetune_kit.training import lr_search, setup
 from finetune_kit.training.evaluator import Evaluator
 from finetune_kit.training.resume import (
     check_same_run,
@@ -65,8 +66,9 @@ class Trainer(Evaluator):
         data: the datasets (from :func:`finetune_kit.create_datasets`).
         config: a whole run configuration; its ``loader``, ``optim``, ``finetune`` and
             ``train`` sections are used, ``data`` and ``model`` are saved with the run.
-        callbacks: extra callbacks; the standard ones (progress bar, CSV log, checkpoints,
-            NaN guard, timer, LR monitor) are added unless one of the same class is given.
+        callbacks: extra callbacks; the standard ones (progress bar, text log, metric loggers,
+            checkpoints, NaN guard, timer, LR monitor, plots) are added unless one of the same
+            class is given.
         **options: any key of the loader/optim/finetune/train sections, e.g. ``epochs=5``,
             ``lr=0.05``, ``batch_size=256``, ``precision="bf16-mixed"``, ``output_dir="runs/x"``.
 
@@ -116,6 +118,7 @@ class Trainer(Evaluator):
             "call fit(epochs=N) with a larger N."
         )
         self.totals: EpochTotals | None = None  # the training epoch's running sums
+        self.lr_search: LRFindResult | None = None  # the range test run for optim.lr = "find"
 
     # ----------------------------------------------------------------- set-up
     def _setup(self, resume: str | Path | None) -> None:
@@ -141,6 +144,8 @@ class Trainer(Evaluator):
         self.loss_fn = setup.build_loss(cfg.optim, self.mixer)
         self.plan = setup.resolve_plan(self.model, cfg.finetune)
         self.added_groups = []
+        self.lr_search = lr_search.find_lr_for_run(self, state)  # optim.lr = "find"
+        cfg = self.config
         self.optimizer = setup.build_optimizer(self.model, self.plan, cfg.optim)
         self.scheduler = setup.build_scheduler(
             self.optimizer, cfg, len(self.loaders.train), has_val=self.data.val is not None
@@ -198,9 +203,35 @@ class Trainer(Evaluator):
             self._wrap_model()  # DDP registers only the parameters trainable at wrap time
 
     def _write_run_files(self) -> None:
-        summary = setup.write_run_files(self.run_dir, self.config, self.plan, self.data)
-        if self.config.train.progress:
-            print(summary, file=sys.stderr)
+        setup.write_run_files(self.run_dir, self.config, self.plan, self.data, self.model)
+        if self.lr_search is not None:
+            lr_search.save_run_lr_search(self.lr_search, self.run_dir, plots=self.config.train.plots)
+
+    def lr_find(self, **options: Any) -> LRFindResult:
+        """Run the learning-rate range test with this run's loader, loss, freezing and optimizer.
+
+        The optimizer is built as :meth:`fit` builds it (the same parameter groups, weight
+        decay and discriminative multipliers) and the freezing strategy is applied, so
+        ``result.suggested`` is a base lr for this run (``optim.lr``). The weights, the
+        optimizer and the RNG are left as they were. ``optim.lr = "find"`` does this by itself.
+
+        Args:
+            **options: ``start_lr``, ``end_lr``, ``num_steps``, ``plot_path``
+                (see :func:`finetune_kit.lr_find`).
+
+        Returns:
+            The :class:`~finetune_kit.optim.LRFindResult`.
+
+        Example:
+            >>> import tempfile, finetune_kit as fk
+            >>> data = fk.create_datasets("fake", num_classes=2, in_channels=1, image_size=16,
+            ...                           train_size=64, test_size=8)
+            >>> net = fk.create_model("lenet", num_classes=2, in_channels=1, input_size=16)
+            >>> trainer = fk.Trainer(net, data, batch_size=16, output_dir=tempfile.mkdtemp())
+            >>> 0 < trainer.lr_find(num_steps=20).suggested < 10
+            True
+        """
+        return lr_search.find_lr(self, **options)
 
     # ------------------------------------------------------------------ fit
     def fit(self, resume: str | Path | None = None, *, epochs: int | None = None) -> History:
@@ -346,18 +377,16 @@ class Trainer(Evaluator):
 
     def _validate(self) -> None:
         train_loss, train_accuracy = self.totals.means(reduce=all_reduce_sum)
-        self.state.metrics.update(
-            epoch=self.state.epoch + 1,
-            step=self.state.global_step,
-            train_loss=train_loss,
-            train_accuracy=train_accuracy,
-        )
+        position = {"epoch": self.state.epoch + 1, "step": self.state.global_step}
+        losses = {"train_loss": train_loss, "train_accuracy": train_accuracy}
+        self.state.metrics = {**position, **losses, **self.state.metrics}  # the row's first columns
         if not math.isfinite(self.state.metrics["train_loss"]):
             raise TrainingError(
                 f"The mean training loss of epoch {self.state.epoch + 1} is not finite. "
                 "Lower the learning rate, add grad_clip, or use precision='32'."
             )
-        self.state.metrics["lr"] = float(self.optimizer.param_groups[0]["lr"])
+        # The highest rate: the head's under discriminative lr (each group's is logged by name).
+        self.state.metrics["lr"] = max(float(g["lr"]) for g in self.optimizer.param_groups)
         if self.precision.use_scaler:
             self.state.metrics["skipped_steps"] = self.state.skipped_steps
         if self.loaders.val is not None:
