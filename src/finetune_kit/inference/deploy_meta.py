@@ -1,12 +1,13 @@
 """What a deployment artifact says about its model: :class:`DeployMeta`, written and read back.
 
 An ONNX file carries it in its ``metadata_props`` and a ``.pt2`` program in an extra file, as
-string entries (each value JSON): ``class_names``, ``in_channels``, ``image_size``,
+string entries whose values are JSON: ``class_names``, ``in_channels``, ``image_size``,
 ``input_size``, ``mean``, ``std``, ``input_format`` (``"float32"``: the graph takes normalised
 float32 input; ``"uint8"``: it takes raw pixels and normalises them itself), ``outputs``,
 ``model_name``, ``source`` (the run or checkpoint it came from), ``weights`` (``"ema"`` or
-``"model"``) and ``finetune_kit_version``, beside ``finetune_kit_format`` and
-``finetune_kit_format_version``. Other runtimes can read them without finetune_kit.
+``"model"``) and ``finetune_kit_version``, beside the plain strings ``finetune_kit_format``
+(``"finetune_kit.deploy"``) and ``finetune_kit_format_version`` (``"1"``). Other runtimes can
+read them without finetune_kit.
 
 A file is untrusted input: :meth:`DeployMeta.from_properties` checks every entry's type and
 range (a class count over 100,000, a zero or negative std, sizes over 8192 pixels are refused)
@@ -112,10 +113,10 @@ class DeployMeta:
         }
 
     def to_properties(self) -> dict[str, str]:
-        """The string entries written into an artifact (each value JSON-encoded).
+        """The string entries written into an artifact.
 
         Returns:
-            ``{key: json}`` including the format name and version.
+            ``{key: JSON text}``, plus the format name and version as plain strings.
 
         Example:
             >>> DeployMeta(("a",), 1, (8, 8), (8, 8), (0.5,), (0.5,)).to_properties()["mean"]

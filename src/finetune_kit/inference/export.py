@@ -193,6 +193,11 @@ def export_artifacts(
     if "safetensors" in targets:
         files.append(targets["safetensors"].with_suffix(".json"))
     _refuse_overwrite(files, overwrite)
+    if "onnx" in targets:  # fail before the slow part when a package is missing
+        from finetune_kit.inference.optional import require
+
+        for package in ("onnx", "onnxscript", *(["onnxruntime"] if check else [])):
+            require(package, "Exporting to ONNX" if package != "onnxruntime" else "Checking an ONNX export")
     from finetune_kit.inference.export_source import resolve_source
 
     src = resolve_source(source, meta=meta, use_ema=use_ema)
