@@ -139,15 +139,27 @@ def test_options_that_do_not_apply_to_onnx(artifacts, deploy_run):
     assert len(predict(artifacts["onnx"], images, device="cpu")) == 1
 
 
-def test_the_onnx_path_imports_no_torch(artifacts, pngs):
+@pytest.mark.parametrize("torch_installed", [True, False])
+def test_the_onnx_path_needs_no_torch(artifacts, pngs, torch_installed):
+    block = (
+        ""
+        if torch_installed
+        else (
+            "for name in ('torch', 'torchvision', 'safetensors', 'tqdm', 'tomli_w', 'onnx', 'onnxscript'):\n"
+            "    sys.modules[name] = None  # as if not installed: importing it fails\n"
+        )
+    )
     code = (
-        "import sys, finetune_kit as fk\n"
+        "import sys\n"
+        f"{block}"
+        "import finetune_kit as fk\n"
         f"out = fk.predict({str(artifacts['onnx'])!r}, {[str(p) for p in pngs]!r}, top_k=2)\n"
         "print(out.table())\n"
         "from finetune_kit.cli import main\n"
-        f"main(['predict', '--model', {str(artifacts['onnx'])!r}, {str(pngs[0])!r}])\n"
-        "print('torch imported:', 'torch' in sys.modules)\n"
+        f"status = main(['predict', '--model', {str(artifacts['onnx'])!r}, {str(pngs[0])!r}])\n"
+        "print('status', status, 'torch imported:', sys.modules.get('torch') is not None)\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip().endswith("torch imported: False")
+    assert out.stdout.strip().endswith("status 0 torch imported: False"), out.stdout + out.stderr
     assert predict(artifacts["dir"], pngs, top_k=2).table() in out.stdout
+    assert predict(artifacts["dir"], pngs[:1]).table() in out.stdout
