@@ -99,7 +99,8 @@ def _check_options(format: str, opset: int, tolerance: float, extras: bool) -> N
         )
     if not isinstance(opset, int) or isinstance(opset, bool) or not 18 <= opset <= 23:
         raise ConfigError(f"opset must be an integer from 18 to 23, got {opset!r}.")
-    if not isinstance(tolerance, (int, float)) or not math.isfinite(tolerance) or tolerance <= 0:
+    number = isinstance(tolerance, (int, float)) and not isinstance(tolerance, bool)
+    if not number or not math.isfinite(tolerance) or tolerance <= 0:
         raise ConfigError(f"tolerance must be a number > 0, got {tolerance!r}.")
     if extras and format == "safetensors":
         raise ConfigError(
