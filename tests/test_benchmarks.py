@@ -274,3 +274,32 @@ def test_trainer_reads_the_device_at_most_once_per_log_interval(bench):
         ]
     )
     assert result["results"][0]["syncs"] <= 1  # NaNGuard reads the loss every 50 steps
+
+
+def test_deploy_latency_times_both_runtimes_and_the_startup(bench, tmp_path, capsys):
+    latency = bench("deploy_latency")
+    argv = ["--models", "convnet", "--batch", "4", "--repeats", "2", "--startup-repeats", "1"]
+    result = latency.main([*argv, "--json", str(tmp_path / "l.json")])
+    rows = result["speed"]
+    assert [(r["runtime"], r["batch"]) for r in rows] == [
+        ("torch eager", 1),
+        ("onnxruntime", 1),
+        ("torch eager", 4),
+        ("onnxruntime", 4),
+    ]
+    assert all(r["img_s"] > 0 and math.isfinite(r["ms_per_call"]) for r in rows)
+    assert [r["predict"].split()[0] for r in result["startup"]] == ["onnxruntime", "torch"]
+    assert all(r["median_s"] > 0 for r in result["startup"])
+    assert json.loads((tmp_path / "l.json").read_text())["environment"]["threads"] == 1
+    printed = capsys.readouterr().out
+    assert "| model | runtime | batch | ms_per_call | img_s |" in printed and "# CPU:" in printed
+
+
+def test_deploy_parity_reports_both_artifacts(bench):
+    parity = bench("deploy_parity")
+    assert sorted(parity.CASES) == fk.list_models()  # the table covers every registered model
+    result = parity.main(["--models", "lenet", "--batch", "3"])
+    [row] = result["results"]
+    assert row["model"] == "lenet" and row["input"] == "1x32x32"
+    assert 0 <= row["onnx_max_abs_diff"] <= 1e-4 and row["torch_export_max_abs_diff"] <= 1e-4
+    assert row["logit_std"] > 1e-2

@@ -17,6 +17,7 @@ __all__ = [
     "ConfigError",
     "DataError",
     "DeviceError",
+    "ExportError",
     "FinetuneKitError",
     "OutputDirError",
     "ShapeError",
@@ -95,6 +96,15 @@ class DeviceError(FinetuneKitError):
 
     Example:
         >>> issubclass(DeviceError, FinetuneKitError)
+        True
+    """
+
+
+class ExportError(FinetuneKitError):
+    """A model could not be exported, or its export does not reproduce it (ONNX, torch.export).
+
+    Example:
+        >>> issubclass(ExportError, FinetuneKitError)
         True
     """
 
