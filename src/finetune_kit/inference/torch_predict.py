@@ -153,7 +153,7 @@ def _tensor_batches(
 def _file_batches(
     paths: Sequence[str | Path], meta: Mapping[str, Any], batch_size: int
 ) -> tuple[Iterator[torch.Tensor], list[str]]:
-    check_image_files([user_path(p, "image") for p in paths])
+    check_files(paths)
     chunks = (
         load_images(paths[i : i + batch_size], in_channels=int(meta["in_channels"]), image_size=_size(meta))
         for i in range(0, len(paths), batch_size)
@@ -196,6 +196,11 @@ def _dataset_batches(
         for start in range(0, n, batch_size)
     )
     return chunks, sources, labels
+
+
+def check_files(paths: Sequence[str | Path]) -> None:
+    """Fail before any work when an image path is malformed or its file is missing."""
+    check_image_files([user_path(path, "image") for path in paths])
 
 
 def _paths(images: ImageInput) -> list[str | Path] | None:
@@ -264,7 +269,7 @@ def predict_torch(
     """
     paths = _paths(images)
     if paths is not None:  # a missing file fails before the model is loaded
-        check_image_files([user_path(p, "image") for p in paths])
+        check_files(paths)
     model, meta, device = _resolve_model(model_or_path, meta, device)
     chunks, sources, targets = _batches(images, meta, batch_size)
     logits = _forward(model, chunks, eval_transform_from_meta(meta, device=device), device)
