@@ -185,15 +185,16 @@ class Trainer(Evaluator):
         saved = self._setup(resume)
         if saved is not None:
             restore_training_state(self, saved)
-        self.callbacks.fire("fit_start", self)
-        with StopOnSignal(self):
-            try:
-                self._run_epochs()
-            except BaseException as exc:
-                self.state.exception = exc
-                self.callbacks.fire("exception", self)
-                raise
-        self.callbacks.fire("fit_end", self)
+        with self.cpu_threads():  # train.threads, announced before the progress bars start
+            self.callbacks.fire("fit_start", self)
+            with StopOnSignal(self):
+                try:
+                    self._run_epochs()
+                except BaseException as exc:
+                    self.state.exception = exc
+                    self.callbacks.fire("exception", self)
+                    raise
+            self.callbacks.fire("fit_end", self)
         self.history.stop_reason = self.state.stop_reason
         return self.history
 
