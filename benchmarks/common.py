@@ -98,6 +98,7 @@ MODEL_CASES: dict[str, ModelCase] = {
     "resnet50_224": ModelCase("resnet50", preset="imagenet"),
     "resnet9_32": ModelCase("resnet9"),
     "convnet_28": ModelCase("convnet", channels=1, image_size=28, preset="fashion"),
+    "bn_convnet_28": ModelCase("bn_convnet", channels=1, image_size=28, preset="fashion"),
     "lenet_16": ModelCase("lenet", image_size=16, options={"input_size": 16}),
 }
 

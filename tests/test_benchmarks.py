@@ -343,6 +343,25 @@ def test_cpu_time_to_accuracy_runs_both_loops_in_abab_order(bench, tmp_path, fas
     assert "library / hand, time to 0% (wall)" in capsys.readouterr().out
 
 
+def test_cpu_settings_measures_every_combination_against_the_first(bench, tmp_path):
+    settings = bench("cpu_settings")
+    before = torch.get_num_threads()
+    result = settings.main(
+        [
+            *("--models", "lenet_16", "--batch-size", "4", "--batches", "1", "--warmup", "1"),
+            *("--repeats", "2", "--threads", "1", "--settings", "nchw/32", "nhwc/bf16-mixed"),
+            *("--json", str(tmp_path / "s.json")),
+        ]
+    )
+    rows = result["rows"]
+    assert [(r["threads"], r["format"], r["precision"]) for r in rows] == [
+        (1, "nchw", "32"),
+        (1, "nhwc", "bf16-mixed"),
+    ]
+    assert rows[0]["speedup_cpu"] == 1.0 and all(r["cpu_ms"] >= 0 for r in rows)
+    assert torch.get_num_threads() == before and (tmp_path / "s.json").exists()
+
+
 # ------------------------------------------------------------------------------ GPU suite
 def test_gpu_suite_without_a_gpu_says_so_and_runs_nothing(bench, tmp_path, monkeypatch, capsys):
     suite = bench("gpu_suite")

@@ -12,6 +12,16 @@ from finetune_kit.errors import ConfigError
 NAME = "train"
 HELP = "train or fine-tune a model from a config file"
 
+
+def _threads(text: str) -> int | str:
+    """``--threads``: a positive number of CPU threads, or ``auto``."""
+    if text == "auto":
+        return text
+    if text.isdigit() and int(text) >= 1:
+        return int(text)
+    raise argparse.ArgumentTypeError(f"expected a positive integer or 'auto', got {text!r}")
+
+
 # Shortcut flags: --lr 0.1 is --set optim.lr=0.1.
 SHORTCUTS = {
     "epochs": ("train.epochs", int),
@@ -20,6 +30,7 @@ SHORTCUTS = {
     "device": ("train.device", str),
     "precision": ("train.precision", str),
     "seed": ("train.seed", int),
+    "threads": ("train.threads", _threads),
 }
 
 
