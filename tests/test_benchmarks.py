@@ -340,7 +340,7 @@ def test_cpu_time_to_accuracy_runs_both_loops_in_abab_order(bench, tmp_path, fas
     summary = result["summary"]
     assert math.isfinite(summary["ratio_wall"]) and len(summary["pair_ratios_cpu"]) == 2
     assert json.loads((tmp_path / "c.json").read_text())["threshold"] == 0.0
-    assert "library / hand, time to 0% (wall)" in capsys.readouterr().out
+    assert "library / hand, time to 0.0% (wall)" in capsys.readouterr().out
 
 
 def test_cpu_settings_measures_every_combination_against_the_first(bench, tmp_path):

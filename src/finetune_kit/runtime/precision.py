@@ -1,9 +1,9 @@
 """Numeric precision of the forward pass: float32, or autocast to bfloat16 / float16.
 
 ``"auto"`` picks bfloat16 autocast where the hardware computes in bfloat16 natively -- a CUDA
-GPU that supports it, a CPU with AVX512-BF16 or AMX (where oneDNN runs bfloat16 convolutions
-about 1.6x faster than float32) -- and float32 everywhere else, where bfloat16 would be
-emulated and slower.
+GPU that supports it, a CPU with AVX512-BF16 or AMX (where oneDNN trained small ConvNets 1.3x
+to 2.4x faster than in float32, see the performance guide) -- and float32 everywhere else,
+where bfloat16 would be emulated and slower.
 
 Example:
     >>> import torch
@@ -53,7 +53,8 @@ class PrecisionMode:
         name: the precision used: ``"32"``, ``"bf16-mixed"`` or ``"16-mixed"``.
         autocast_dtype: the autocast dtype, or None for float32.
         use_scaler: whether a gradient scaler guards float16 gradients.
-        requested: what was asked for (``"auto"`` or the same as ``name``).
+        requested: what was asked for: ``"auto"``, or the same as ``name`` (empty when the
+            mode is built directly rather than by :meth:`resolve`).
     """
 
     name: str
