@@ -34,7 +34,7 @@ from finetune_kit.callbacks import (
     plots_available,
 )
 from finetune_kit.config import SECTIONS, TRAINER_SECTIONS, RunConfig, route_options, save_config
-from finetune_kit.config.sections import FinetuneConfig, OptimConfig
+from finetune_kit.config.sections import FinetuneConfig, LoaderConfig, OptimConfig
 from finetune_kit.data import DataBundle, make_loaders
 from finetune_kit.data.loaders import Loaders
 from finetune_kit.data.mixing import MixupCutmix
@@ -58,6 +58,7 @@ __all__ = [
     "check_epochs",
     "check_metrics",
     "default_callbacks",
+    "eval_batch_size",
     "place_model",
     "probe_model",
     "resolve_plan",
@@ -257,11 +258,24 @@ def build_loaders(
         augment=cfg.augment,
         seed=config.train.seed,
         num_workers=cfg.num_workers,
-        eval_batch_size=cfg.eval_batch_size,
+        eval_batch_size=eval_batch_size(cfg),
         channels_last=channels_last,
         rank=dist.rank,
         world_size=dist.world_size,
     )
+
+
+def eval_batch_size(loader: LoaderConfig) -> int:
+    """The validation/test batch: ``eval_batch_size``, or twice the training batch.
+
+    Evaluation keeps no activations for a backward pass, so a larger batch fits in the same
+    memory and makes fewer, larger (faster) steps.
+
+    Example:
+        >>> eval_batch_size(LoaderConfig(batch_size=128)), eval_batch_size(LoaderConfig(eval_batch_size=1000))
+        (256, 1000)
+    """
+    return loader.eval_batch_size or 2 * loader.batch_size
 
 
 def build_mixer(optim: OptimConfig, num_classes: int) -> MixupCutmix | None:
