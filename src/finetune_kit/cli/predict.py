@@ -42,7 +42,7 @@ def _predict_and_explain(args: argparse.Namespace) -> int:
     from finetune_kit.analysis.figures import require_matplotlib
     from finetune_kit.errors import ConfigError
     from finetune_kit.inference import load_model, predict
-    from finetune_kit.inference.explain import explain, explanation_paths, save_explanations
+    from finetune_kit.inference.gradcam import explain, explanation_paths, save_explanations
 
     if args.checkpoint is None:
         raise ConfigError(

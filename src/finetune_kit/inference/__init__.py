@@ -20,14 +20,14 @@ from finetune_kit.inference.onnx_model import OnnxModel
 from finetune_kit.inference.predict import Predictions, predict
 
 if TYPE_CHECKING:
-    from finetune_kit.inference.explain import Explanation, explain
+    from finetune_kit.inference.gradcam import Explanation, explain
     from finetune_kit.inference.load import LoadedModel, load_model
 
 # names whose modules import PyTorch: loaded on first use (PEP 562)
 _LAZY = {
-    "Explanation": "finetune_kit.inference.explain",
+    "Explanation": "finetune_kit.inference.gradcam",
     "LoadedModel": "finetune_kit.inference.load",
-    "explain": "finetune_kit.inference.explain",
+    "explain": "finetune_kit.inference.gradcam",
     "load_model": "finetune_kit.inference.load",
 }
 
