@@ -10,8 +10,7 @@ its metadata. Nothing here imports PyTorch.
 Example:
     >>> import json, tempfile, pathlib
     >>> d = pathlib.Path(tempfile.mkdtemp())
-    >>> (d / "model.json").write_text(json.dumps({"format": "something else"}))
-    27
+    >>> _ = (d / "model.json").write_text(json.dumps({"format": "something else"}))
     >>> is_export_file(d / "model.json", [d / "model.safetensors", d / "model.json"])
     False
 """

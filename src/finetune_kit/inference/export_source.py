@@ -32,6 +32,7 @@ from finetune_kit.inference.load import resolve_source as resolve_path
 from finetune_kit.inference.stored_model import build_model, checkpoint_weights, stored_description
 from finetune_kit.models.info import INFO_ATTR, ModelInfo
 from finetune_kit.storage.checkpoint import load_checkpoint
+from finetune_kit.storage.metadata import check_data_meta
 
 __all__ = ["ExportSource", "resolve_source"]
 
@@ -83,7 +84,26 @@ def _from_module(
         )
     info = getattr(model, INFO_ATTR, None)
     plain = merge_lora(copy.deepcopy(model)).cpu().eval()
-    return plain, dict(meta), info.to_dict() if isinstance(info, ModelInfo) else None
+    return plain, _complete_meta(meta), info.to_dict() if isinstance(info, ModelInfo) else None
+
+
+def _complete_meta(meta: Mapping[str, Any]) -> dict[str, Any]:
+    """``meta`` checked, with the dataset name and class count filled in when the caller left
+    them out, so that the export reads back like one made from a checkpoint."""
+    if not isinstance(meta, Mapping):
+        raise ConfigError(f"meta must be a dict (DataBundle.meta()), got {type(meta).__name__}.")
+    filled = dict(meta)
+    names = filled.get("class_names")
+    if isinstance(names, (list, tuple)):
+        filled.setdefault("num_classes", len(names))
+    filled.setdefault("name", "")
+    return check_data_meta(
+        filled,
+        "export",
+        error=ConfigError,
+        entry="meta",
+        fix="Pass the DataBundle.meta() of the training data.",
+    )
 
 
 def resolve_source(
