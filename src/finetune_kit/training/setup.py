@@ -100,8 +100,15 @@ def resolve_plan(model: nn.Module, finetune: FinetuneConfig) -> FreezePlan:
     train); a model with nothing frozen trains fully.
 
     Raises:
-        ConfigError: a module has some parameters frozen and others not (not expressible).
+        ConfigError: a module has some parameters frozen and others not (not expressible), or
+            strategy options are given without a strategy.
     """
+    if finetune.strategy is None and finetune.options:
+        raise ConfigError(
+            f"Strategy options {dict(finetune.options)} are given but no strategy takes them; "
+            "set the strategy they belong to (e.g. strategy='freeze_first', options={'n': 2}; "
+            "--set finetune.strategy=freeze_first), or remove the options."
+        )
     if finetune.strategy is not None:
         return apply_strategy(model, finetune.strategy, bn_policy=finetune.bn_policy, **finetune.options)
     plan = current_plan(model)
