@@ -42,6 +42,7 @@ from finetune_kit.inference import OnnxModel
 
 # model -> (input channels, input side, create_model options)
 CASES: dict[str, tuple[int, int, dict[str, Any]]] = {
+    "bn_convnet": (1, 28, {}),
     "convnet": (1, 28, {}),
     "lenet": (1, 32, {}),
     "resnet9": (3, 32, {}),

@@ -26,6 +26,7 @@ from finetune_kit.inference import OnnxModel
 SLOW = pytest.mark.slow
 # model -> (channels, input side, create_model options, marks)
 CASES = {
+    "bn_convnet": (1, 28, {}, ()),
     "convnet": (1, 28, {}, ()),
     "lenet": (1, 32, {}, ()),
     "resnet9": (3, 32, {}, ()),
