@@ -65,6 +65,12 @@ def test_data_meta_lies_are_named(described, key, value, words):
         (lambda i: i["build_kwargs"].update(seed=2**64), "build_kwargs.seed must be an integer in [0, "),
         (lambda i: i["build_kwargs"].update(input_size=[16, 10**5]), "build_kwargs.input_size[1]"),
         (lambda i: i["build_kwargs"].update(hook=lambda: 0), "build_kwargs.hook must be plain data"),
+        (lambda i: i.update(load_report={"evil": []}), "load_report must be a weights load report"),
+        (lambda i: i.update(load_report={"loaded": "w"}), "load_report.loaded must be a list"),
+        (
+            lambda i: i.update(load_report={"shapes": {"w": [[2], "x"]}}),
+            "load_report.shapes.w must be a pair",
+        ),
     ],
 )
 def test_model_info_lies_are_named(described, edit, words):
@@ -73,6 +79,16 @@ def test_model_info_lies_are_named(described, edit, words):
     with pytest.raises(CheckpointError, match="last.ckpt: model_info") as caught:
         check_model_info(info, "last.ckpt")
     assert words in str(caught.value)
+
+
+def test_a_load_report_round_trips(described):
+    from finetune_kit.models.load import LoadReport
+
+    report = LoadReport(
+        loaded=("w",), skipped_head=("fc.weight",), source="x.pth", shapes={"fc.weight": ((10, 4), (3, 4))}
+    )
+    info = dict(copy.deepcopy(described[0]), load_report=report.to_dict())
+    assert LoadReport.from_dict(check_model_info(info, "last.ckpt")["load_report"]) == report
 
 
 def test_a_partial_description_checks_only_what_it_has():

@@ -144,6 +144,7 @@ _INFO_KEYS = (
     "class_names",
     "weights",
     "build_kwargs",
+    "load_report",
 )
 _INFO_REQUIRED = _INFO_KEYS[:7]
 
@@ -211,7 +212,38 @@ def check_model_info(
         c.text(info["weights"], "weights", limit=4096)
     if "build_kwargs" in info or complete:
         _check_build_kwargs(c, info.get("build_kwargs"), classes, channels)
+    if info.get("load_report") is not None:
+        _check_load_report(c, info["load_report"])
     return info
+
+
+_REPORT_LISTS = ("missing", "unexpected", "mismatched", "skipped_head", "adapted", "loaded")
+
+
+def _check_load_report(c: _Checker, report: Any) -> None:
+    """A ``LoadReport.to_dict()``: lists of tensor names, a source text, and a table of shapes."""
+    report = c.mapping(report, "load_report")
+    unknown = sorted(set(report) - {*_REPORT_LISTS, "source", "shapes"})
+    if unknown:
+        raise c.fail(
+            "load_report",
+            f"a weights load report (fields {', '.join(_REPORT_LISTS)}, source, shapes)",
+            unknown,
+        )
+    for key in _REPORT_LISTS:
+        names = report.get(key, [])
+        if not isinstance(names, (list, tuple)) or len(names) > 100_000:
+            raise c.fail(f"load_report.{key}", "a list of tensor names", names)
+        for i, name in enumerate(names):
+            c.text(name, f"load_report.{key}[{i}]")
+    c.text(report.get("source", ""), "load_report.source", limit=4096)
+    for name, pair in c.mapping(report.get("shapes", {}), "load_report.shapes").items():
+        ok = isinstance(pair, (list, tuple)) and len(pair) == 2
+        if not ok or not all(isinstance(s, (list, tuple)) and len(s) <= 8 for s in pair):
+            raise c.fail(f"load_report.shapes.{name}", "a pair [weights shape, model shape]", pair)
+        for shape in pair:
+            for size in shape:
+                c.integer(size, f"load_report.shapes.{name}", 0, 2**40)
 
 
 def _check_stages(c: _Checker, stages: Any) -> None:

@@ -32,7 +32,6 @@ import torch
 
 from finetune_kit.callbacks import plots_available
 from finetune_kit.errors import OutputDirError, TrainingError
-from finetune_kit.freezing import apply_strategy
 from finetune_kit.optim import LRFindResult, lr_find
 from finetune_kit.runtime.distributed import all_gather_objects
 from finetune_kit.storage.atomic import atomic_write_bytes
@@ -72,9 +71,7 @@ def find_lr(
     cfg = trainer.config
     if trainer.loaders is None:
         trainer._prepare_model_and_loaders()
-    plan = getattr(trainer, "plan", None) or apply_strategy(
-        trainer.model, cfg.finetune.strategy, bn_policy=cfg.finetune.bn_policy, **cfg.finetune.options
-    )
+    plan = getattr(trainer, "plan", None) or setup.resolve_plan(trainer.model, cfg.finetune)
     optimizer = setup.build_optimizer(trainer.model, plan, dataclasses.replace(cfg.optim, lr=start_lr))
     cuda = [trainer.device.index or 0] if trainer.device.type == "cuda" else []
     with torch.random.fork_rng(devices=cuda):  # seeded (dropout), and the caller's RNG untouched

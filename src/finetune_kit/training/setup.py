@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -136,6 +137,37 @@ def check_epochs(epochs: int) -> None:
     """``fit(epochs=...)`` must be a whole number of epochs, at least 1."""
     if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
         raise ConfigError(f"fit(epochs=...) must be an integer >= 1 (epochs in all), got {epochs!r}.")
+
+
+def with_epochs(config: RunConfig, epochs: int) -> RunConfig:
+    """``config`` with ``train.epochs`` set to ``epochs``."""
+    return dataclasses.replace(config, train=dataclasses.replace(config.train, epochs=epochs))
+
+
+def continue_fit(trainer: Any, resume: str | Path | None, epochs: int | None) -> None:
+    """A second ``fit`` on a Trainer: carry on from where the first one stopped.
+
+    Raises:
+        ConfigError: ``resume`` was given (a Trainer that has trained continues itself).
+    """
+    if resume is not None:
+        raise ConfigError(
+            "This Trainer has trained already; fit() continues it. To resume a "
+            "checkpoint, use a new Trainer: Trainer(model, data, ...).fit(resume=...)."
+        )
+    trainer.stop_signal, trainer.state.stop_reason, trainer.history.interrupted = None, None, False
+    if epochs is not None and epochs != trainer.config.train.epochs:
+        trainer.config = with_epochs(trainer.config, epochs)
+        state = trainer.scheduler.state_dict()  # the schedule stretches to the new length
+        trainer.scheduler = build_scheduler(
+            trainer.optimizer,
+            trainer.config,
+            len(trainer.loaders.train),
+            has_val=trainer.data.val is not None,
+        )
+        trainer.scheduler.load_state_dict(state)
+        if trainer.is_main:
+            trainer._write_run_files()
 
 
 def check_metrics(names: list[str], num_classes: int) -> None:

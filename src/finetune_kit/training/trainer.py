@@ -9,7 +9,6 @@ the loop itself is :meth:`Trainer._run_epochs` and :meth:`Trainer._train_epoch`.
 from __future__ import annotations
 
 import atexit
-import dataclasses
 import math
 import sys
 from pathlib import Path
@@ -24,7 +23,7 @@ from finetune_kit.data import DataBundle
 from finetune_kit.data.fingerprint import check_same_data
 from finetune_kit.data.mixing import MixupCutmix
 from finetune_kit.data.sampling import derive_seed
-from finetune_kit.errors import ConfigError, TrainingError
+from finetune_kit.errors import TrainingError
 from finetune_kit.freezing import FreezePlan
 from finetune_kit.optim import ModelEma
 from finetune_kit.optim.lr_finder import LRFindResult
@@ -169,26 +168,6 @@ class Trainer(Evaluator):
                 self._write_run_files()
         barrier()
 
-    def _continue(self, resume: str | Path | None, epochs: int | None) -> None:
-        """A second ``fit`` on this Trainer: carry on from where the first one stopped."""
-        if resume is not None:
-            raise ConfigError(
-                "This Trainer has trained already; fit() continues it. To resume a "
-                "checkpoint, use a new Trainer: Trainer(model, data, ...).fit(resume=...)."
-            )
-        self.stop_signal, self.state.stop_reason, self.history.interrupted = None, None, False
-        if epochs is not None and epochs != self.config.train.epochs:
-            self.config = dataclasses.replace(
-                self.config, train=dataclasses.replace(self.config.train, epochs=epochs)
-            )
-            state = self.scheduler.state_dict()  # the schedule stretches to the new length
-            self.scheduler = setup.build_scheduler(
-                self.optimizer, self.config, len(self.loaders.train), has_val=self.data.val is not None
-            )
-            self.scheduler.load_state_dict(state)
-            if self.is_main:
-                self._write_run_files()
-
     def _wrap_model(self) -> None:
         """DDP over the trainable parameters (rebuilt after an unfreeze), then torch.compile."""
         wrapped = wrap_ddp(self.model, self.device)
@@ -258,12 +237,10 @@ class Trainer(Evaluator):
             setup.check_epochs(epochs)
         if self.optimizer is None:
             if epochs is not None:
-                self.config = dataclasses.replace(
-                    self.config, train=dataclasses.replace(self.config.train, epochs=epochs)
-                )
+                self.config = setup.with_epochs(self.config, epochs)
             self._setup(resume)
         else:
-            self._continue(resume, epochs)
+            setup.continue_fit(self, resume, epochs)
         if self.state.epoch >= self.config.train.epochs:
             if self.is_main:
                 done = f"{self.state.epoch} epoch{'s' if self.state.epoch != 1 else ''}"
