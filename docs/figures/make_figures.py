@@ -229,7 +229,10 @@ def scratch(out: Out, smoke: bool) -> list[Path]:
             kinds.setdefault(kind, []).append(row)
         for kind, rows in kinds.items():
             ax.scatter(
-                [max(r.torch_rel, floor) for r in rows], [max(r.max_rel, floor) for r in rows], s=14, label=kind
+                [max(r.torch_rel, floor) for r in rows],
+                [max(r.max_rel, floor) for r in rows],
+                s=14,
+                label=kind,
             )
         tol = max(r.tolerance for r in report.rows if r.case not in ("resnet18",))
         values = [v for r in report.rows for v in (r.max_rel, r.torch_rel) if v > 0]

@@ -99,7 +99,9 @@ def config_for(recipe: str, args: argparse.Namespace, output_dir: str) -> RunCon
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("recipe", help="a config of examples/configs, e.g. cifar10_lenet")
-    parser.add_argument("--train-images", type=int, default=None, help="training images (before the val split)")
+    parser.add_argument(
+        "--train-images", type=int, default=None, help="training images (before the val split)"
+    )
     parser.add_argument("--test-images", type=int, default=None, help="test images")
     parser.add_argument("--epochs", type=int, required=True)
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads (default 2)")
@@ -117,7 +119,8 @@ def main(argv: list[str] | None = None) -> None:
     wall, cpu = time.perf_counter() - start, time.process_time() - cpu_start
     result = {
         "recipe": args.recipe,
-        "command": "python docs/figures/run_tutorial.py " + shlex.join(sys.argv[1:] if argv is None else argv),
+        "command": "python docs/figures/run_tutorial.py "
+        + shlex.join(sys.argv[1:] if argv is None else argv),
         "machine": f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} torch threads, "
         f"torch {torch.__version__}, no GPU",
         "date": time.strftime("%Y-%m-%d"),
