@@ -54,10 +54,14 @@ DATA = HERE / "data"
 
 TUTORIAL_RUNS: dict[str, list[str]] = {
     "cifar10_lenet": ["--epochs", "2"],
-    "mnist_convnet": ["--train-images", "10000", "--epochs", "10"],
-    "cifar10_resnet18_frozen_adamw": ["--train-images", "5000", "--test-images", "1000", "--epochs", "2"],
-    "cifar10_resnet18_imagenet": ["--train-images", "1000", "--test-images", "500", "--epochs", "1"],
-    "cifar10_resnet50": ["--train-images", "500", "--test-images", "200", "--epochs", "1"],
+    "mnist_convnet": ["--train-images", "10000", "--epochs", "10", "--threads", "1"],
+    "cifar10_resnet18_frozen_adamw": [
+        *("--train-images", "5000", "--test-images", "1000", "--epochs", "2", "--threads", "1"),
+    ],
+    "cifar10_resnet18_imagenet": [
+        *("--train-images", "1000", "--test-images", "500", "--epochs", "1", "--threads", "2"),
+    ],
+    "cifar10_resnet50": ["--train-images", "500", "--test-images", "200", "--epochs", "1", "--threads", "2"],
 }
 """The tutorial measurements: the arguments of ``run_tutorial.py`` per recipe (each < 5 min)."""
 
