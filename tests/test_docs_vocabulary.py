@@ -25,6 +25,7 @@ INTERNAL = [
     re.compile(r"\bthis session\b", re.IGNORECASE),
     re.compile(r"\bthe team\b", re.IGNORECASE),
     re.compile(r"\bthe lead\b", re.IGNORECASE),
+    re.compile(r"\bother engineers\b", re.IGNORECASE),
     re.compile(r"\btargets? \(issue", re.IGNORECASE),
 ]
 
