@@ -49,8 +49,6 @@ import torch
 
 import finetune_kit as fk
 from finetune_kit.analysis import plot_history, plot_per_class
-from finetune_kit.config import RunConfig, apply_overrides, load_config
-from finetune_kit.training import build_trainer
 
 HERE = Path(__file__).resolve().parent
 DOCS = HERE.parent
@@ -123,11 +121,6 @@ def _quickstart_file(smoke: bool, folder: Path) -> Path:
     return path
 
 
-def _quickstart_config(smoke: bool, folder: Path) -> RunConfig:
-    config = load_config(_quickstart_file(smoke, folder))
-    return apply_overrides(config, [f"train.output_dir={json.dumps(str(folder / 'run'))}"])
-
-
 def quickstart(out: Out, smoke: bool) -> list[Path]:
     """Run ``finetune-kit train --config examples/configs/quickstart.toml`` (what ``make demo``
     runs) and keep the figures it draws, its console output and its result."""
@@ -166,13 +159,37 @@ def quickstart(out: Out, smoke: bool) -> list[Path]:
 
 
 def lr_find(out: Out, smoke: bool) -> list[Path]:
-    """The lr range test of the quickstart config, drawn by the library."""
+    """``finetune-kit lr-find`` on the quickstart config: its curve, and what it printed."""
     with tempfile.TemporaryDirectory() as tmp:
-        trainer = build_trainer(_quickstart_config(smoke, Path(tmp)))
+        command = [
+            sys.executable,
+            "-m",
+            "finetune_kit",
+            "lr-find",
+            "--config",
+            str(_quickstart_file(smoke, Path(tmp))),
+        ]
+        command += ["--output-dir", str(Path(tmp) / "lr")] + (["--num-steps", "20"] if smoke else [])
+        start = time.perf_counter()
+        done = subprocess.run(command, check=True, capture_output=True, text=True)
+        wall = time.perf_counter() - start
         target = out.path(DOCS / "_static" / "plots_and_logs" / "lr_find.png")
-        result = trainer.lr_find(num_steps=20 if smoke else 100, plot_path=target)
-        print(f"lr_find: suggested {result.suggested:.3g}")
-        return [target]
+        shutil.copyfile(Path(tmp) / "lr" / "lr_find.png", target)
+        record = out.path(DATA / "lr_find.json")
+        record.write_text(
+            json.dumps(
+                {
+                    "command": "finetune-kit lr-find --config examples/configs/quickstart.toml",
+                    "stdout": done.stdout.splitlines(),
+                    "wall_s": round(wall, 1),
+                    "date": time.strftime("%Y-%m-%d"),
+                },
+                indent=1,
+            )
+            + "\n"
+        )
+        print(done.stdout)
+        return [target, record]
 
 
 def freezing(out: Out, smoke: bool) -> list[Path]:
