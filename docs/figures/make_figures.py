@@ -15,6 +15,8 @@ freezing       what trains, stage by stage, under each freezing strategy (ResNet
                from the library's trainable summary (``docs/_static/figures/freezing.png``)
 transfer       the transfer experiment's measured test accuracies, from
                ``data/transfer_experiment.json`` (``transfer.png``)
+loaders        the loader throughput measured in the data guide, from
+               ``data/loader_throughput.json`` (``loaders.png``)
 scratch        the scratch convolution's errors against PyTorch (``finetune_kit.scratch``
                verify report, float32 and float64, ResNet-18 converted), ``scratch_errors.png``
                and ``data/scratch_verify.json``
@@ -250,6 +252,33 @@ def transfer(out: Out, smoke: bool) -> list[Path]:
     return [target]
 
 
+def loaders(out: Out, smoke: bool) -> list[Path]:
+    """Bar chart of the loader throughput the data guide measured (data file beside this script)."""
+    plt = _plt()
+    data = json.loads((DATA / "loader_throughput.json").read_text())
+    groups = list(dict.fromkeys(row["data"] for row in data["rows"]))
+    kinds = list(dict.fromkeys(row["loader"] for row in data["rows"]))
+    value = {(row["data"], row["loader"]): row["img_s"] for row in data["rows"]}
+    fig, ax = plt.subplots(figsize=(7, 2.8), dpi=90, layout="constrained")
+    height = 0.8 / len(kinds)
+    for k, kind in enumerate(kinds):
+        ys = [g + k * height for g in range(len(groups))]
+        xs = [value[(group, kind)] for group in groups]
+        ax.barh(ys, xs, height=height, label=kind)
+        for y, x in zip(ys, xs, strict=True):
+            ax.text(x * 1.05, y, f"{x:,}", va="center", fontsize=7)
+    ax.set_xscale("log")
+    ax.set_xlim(1e3, 3e5)
+    ax.set_yticks([g + height for g in range(len(groups))], groups, fontsize=8)
+    ax.invert_yaxis()
+    ax.set_xlabel(data["unit"] + ", log scale", fontsize=8)
+    ax.legend(fontsize=7, loc="lower right")
+    target = out.path(DOCS / "_static" / "figures" / "loaders.png")
+    fig.savefig(target)
+    plt.close(fig)
+    return [target]
+
+
 def scratch(out: Out, smoke: bool) -> list[Path]:
     """The verify report of the scratch convolution, float32 and float64, drawn as errors."""
     from finetune_kit.scratch import ConvConfig, verify_conv
@@ -399,6 +428,7 @@ STEPS: dict[str, Callable[[Out, bool], list[Path]]] = {
     "lr_find": lr_find,
     "freezing": freezing,
     "transfer": transfer,
+    "loaders": loaders,
     "scratch": scratch,
     "tutorial_runs": tutorial_runs,
     "tutorials": tutorials,
