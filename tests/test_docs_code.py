@@ -84,7 +84,28 @@ def runnable_blocks(page: Path) -> tuple[list[tuple[int, str]], list[tuple[int, 
 
 
 @pytest.fixture
-def small_datasets(monkeypatch):
+def restored_registries():
+    """Names a page registers (``fk.register_strategy("top_two")`` ...) are removed afterwards."""
+    import sys
+
+    from finetune_kit.registry import Registry
+
+    registries = {
+        id(value): value
+        for name, module in list(sys.modules.items())
+        if name.startswith("finetune_kit")
+        for value in vars(module).values()
+        if isinstance(value, Registry)
+    }
+    saved = [(registry, dict(registry._entries)) for registry in registries.values()]
+    yield
+    for registry, entries in saved:
+        registry._entries.clear()
+        registry._entries.update(entries)
+
+
+@pytest.fixture
+def small_datasets(monkeypatch, restored_registries):
     """The built-in datasets of :data:`FAKES` replaced by small fake ones."""
     from finetune_kit.data.registry import DATASETS
     from finetune_kit.data.tensors import fake

@@ -417,7 +417,7 @@ def tuning(out: Out, smoke: bool) -> list[Path]:
         command = [sys.executable, str(ROOT / "examples" / "tune_transfer.py"), "--out", tmp]
         command += ["--smoke"] if smoke else ["--threads", "1", "--pruners", "none"]
         subprocess.run(command, check=True)
-        found = sorted(Path(tmp).glob("**/optimization_history.png"))
+        found = sorted(Path(tmp).glob("**/optimization_history.png"), key=lambda p: "no_pruning" not in str(p))
         target = out.path(DOCS / "tutorials" / "tuning_history.png")
         shutil.copyfile(found[0], target)
         return [target]
