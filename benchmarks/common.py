@@ -28,7 +28,7 @@ import resource
 import statistics
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -44,6 +44,7 @@ __all__ = [
     "StepWindow",
     "autocast_to",
     "build_model",
+    "conv_bn_relu_pool_net",
     "describe",
     "environment",
     "free_memory",
@@ -67,12 +68,13 @@ class ModelCase:
     """One model of the benchmark and the data it is fed.
 
     Args:
-        model: registered model name.
+        model: registered model name (or a name for ``builder``'s model).
         channels: image channels.
         image_size: side of the stored images.
         preset: the data preset (``imagenet`` resizes to 224 on the device).
         small_input: the ResNets' 3x3 stem for 32-pixel inputs.
         options: extra ``create_model`` options.
+        builder: builds a model outside the registry instead, as ``builder(channels)``.
 
     Example:
         >>> MODEL_CASES["resnet18_224"].input_size
@@ -85,11 +87,32 @@ class ModelCase:
     preset: str = "cifar"
     small_input: bool = False
     options: dict[str, Any] = field(default_factory=dict)
+    builder: Callable[[int], nn.Module] | None = None
 
     @property
     def input_size(self) -> int:
         """The side the model sees."""
         return 224 if self.preset == "imagenet" else self.image_size
+
+
+def conv_bn_relu_pool_net(in_channels: int, num_classes: int = 10, width: int = 16) -> nn.Module:
+    """The net of a careful hand-written CPU script: three conv-BN-ReLU-max-pool blocks of
+    ``width``, ``2 * width``, ``4 * width`` channels, global average pool, linear (24k params).
+
+    ``bn_convnet`` has the same convolutions with the pool moved before BatchNorm and ReLU,
+    and a 3x3 grid into its head; ``cpu_settings.py`` compares the two.
+
+    Example:
+        >>> sum(p.numel() for p in conv_bn_relu_pool_net(1).parameters())
+        24058
+    """
+    layers: list[nn.Module] = []
+    channels = in_channels
+    for out in (width, 2 * width, 4 * width):
+        conv = nn.Conv2d(channels, out, 3, padding=1, bias=False)
+        layers += [conv, nn.BatchNorm2d(out), nn.ReLU(inplace=True), nn.MaxPool2d(2)]
+        channels = out
+    return nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(channels, num_classes))
 
 
 MODEL_CASES: dict[str, ModelCase] = {
@@ -98,6 +121,10 @@ MODEL_CASES: dict[str, ModelCase] = {
     "resnet50_224": ModelCase("resnet50", preset="imagenet"),
     "resnet9_32": ModelCase("resnet9"),
     "convnet_28": ModelCase("convnet", channels=1, image_size=28, preset="fashion"),
+    "bn_convnet_28": ModelCase("bn_convnet", channels=1, image_size=28, preset="fashion"),
+    "conv_bn_relu_pool_28": ModelCase(
+        "conv_bn_relu_pool", channels=1, image_size=28, preset="fashion", builder=conv_bn_relu_pool_net
+    ),
     "lenet_16": ModelCase("lenet", image_size=16, options={"input_size": 16}),
 }
 
@@ -119,6 +146,8 @@ def synthetic_bundle(case: ModelCase, n: int) -> fk.DataBundle:
 def build_model(case: ModelCase) -> nn.Module:
     """A fresh, identically initialised model of the case."""
     torch.manual_seed(0)
+    if case.builder is not None:
+        return case.builder(case.channels)
     return fk.create_model(
         case.model,
         num_classes=10,

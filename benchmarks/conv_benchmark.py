@@ -36,7 +36,7 @@ Shape = tuple[int, int, int, int, int, int, int]  # C_in, C_out, k, stride, padd
 
 def resnet18_conv_shapes(image_size: int) -> Counter[Shape]:
     """Each distinct conv of ResNet-18 at ``image_size`` and how many times it occurs."""
-    model = torchvision.models.resnet18(weights=None)
+    model = torchvision.models.resnet18(weights=None).eval()  # eval: BatchNorm takes a 1x1 map
     shapes: Counter[Shape] = Counter()
 
     def record(module: nn.Conv2d, inputs: tuple[torch.Tensor, ...], _output: torch.Tensor) -> None:
@@ -105,6 +105,33 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
+def measure(
+    device: torch.device, batch: int, image_size: int, repeats: int, warmup: int
+) -> list[dict[str, float | int | str]]:
+    """Time every distinct ResNet-18 conv shape: one row per shape (``torch_ms``, ``scratch_ms``)."""
+    rows: list[dict[str, float | int | str]] = []
+    gen = torch.Generator().manual_seed(0)
+    for (c_in, c_out, k, s, p, h, w), uses in resnet18_conv_shapes(image_size).items():
+        x = torch.randn(batch, c_in, h, w, generator=gen).to(device)
+        weight = torch.randn(c_out, c_in, k, k, generator=gen).mul_(0.05).to(device)
+        x.requires_grad_(c_in != 3)  # the stem's input is the image: no gradient needed
+        weight.requires_grad_()
+        convs = {"torch": F.conv2d, "scratch": Conv2dFunction.apply}
+        best = time_fwd_bwd(convs, x, weight, s, p, repeats, warmup)
+        rows.append(
+            {
+                "conv": f"{c_in}->{c_out}",
+                "k": k,
+                "s": s,
+                "hw": f"{h}x{w}",
+                "uses": uses,
+                "torch_ms": best["torch"],
+                "scratch_ms": best["scratch"],
+            }
+        )
+    return rows
+
+
 def run(device: torch.device, batch: int, image_size: int, repeats: int, warmup: int) -> str:
     """Time every ResNet-18 conv shape; return the table as text."""
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else _cpu_name()
@@ -116,28 +143,26 @@ def run(device: torch.device, batch: int, image_size: int, repeats: int, warmup:
         f"{'C_in->C_out':>12} {'k':>2} {'s':>2} {'H x W':>9} {'uses':>4} "
         f"{'torch ms':>10} {'scratch ms':>10} {'ratio':>6}",
     ]
-    total_torch = total_scratch = 0.0
-    gen = torch.Generator().manual_seed(0)
-    for (c_in, c_out, k, s, p, h, w), uses in resnet18_conv_shapes(image_size).items():
-        x = torch.randn(batch, c_in, h, w, generator=gen).to(device)
-        weight = torch.randn(c_out, c_in, k, k, generator=gen).mul_(0.05).to(device)
-        x.requires_grad_(c_in != 3)  # the stem's input is the image: no gradient needed
-        weight.requires_grad_()
-        convs = {"torch": F.conv2d, "scratch": Conv2dFunction.apply}
-        best = time_fwd_bwd(convs, x, weight, s, p, repeats, warmup)
-        t_torch, t_scratch = best["torch"], best["scratch"]
-        total_torch += uses * t_torch
-        total_scratch += uses * t_scratch
+    rows = measure(device, batch, image_size, repeats, warmup)
+    for r in rows:
         lines.append(
-            f"{f'{c_in}->{c_out}':>12} {k:>2} {s:>2} {f'{h}x{w}':>9} {uses:>4} "
-            f"{t_torch:10.2f} {t_scratch:10.2f} {t_scratch / t_torch:6.2f}"
+            f"{r['conv']:>12} {r['k']:>2} {r['s']:>2} {r['hw']:>9} {r['uses']:>4} "
+            f"{r['torch_ms']:10.2f} {r['scratch_ms']:10.2f} {r['scratch_ms'] / r['torch_ms']:6.2f}"
         )
+    total_torch, total_scratch = weighted_totals(rows)
     lines += [
         "",
         f"{'all 20 convs (weighted by uses)':>31} {total_torch:10.1f} "
         f"{total_scratch:10.1f} {total_scratch / total_torch:6.2f}",
     ]
     return "\n".join(lines)
+
+
+def weighted_totals(rows: list[dict[str, float | int | str]]) -> tuple[float, float]:
+    """Milliseconds of all of ResNet-18's convs (each shape times its uses): torch, scratch."""
+    torch_ms = sum(r["uses"] * r["torch_ms"] for r in rows)
+    scratch_ms = sum(r["uses"] * r["scratch_ms"] for r in rows)
+    return torch_ms, scratch_ms
 
 
 def main(argv: list[str] | None = None) -> None:

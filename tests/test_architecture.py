@@ -27,6 +27,7 @@ LAYERS = {
     "config": 2,
     "runtime": 2,
     "scratch": 2,
+    "imaging": 2,
     "data": 3,
     "models": 3,
     "metrics": 3,

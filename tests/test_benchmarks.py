@@ -33,7 +33,10 @@ def bench(monkeypatch):
 
 
 # ------------------------------------------------------------------------------- helpers
-@pytest.mark.parametrize("name", ["common", "trainer_overhead", "throughput", "time_to_accuracy"])
+@pytest.mark.parametrize(
+    "name",
+    ["common", "trainer_overhead", "throughput", "time_to_accuracy", "cpu_time_to_accuracy", "gpu_suite"],
+)
 def test_doctests(bench, name):
     result = doctest.testmod(bench(name), optionflags=doctest.ELLIPSIS)
     assert result.attempted > 0 and result.failed == 0
@@ -274,3 +277,143 @@ def test_trainer_reads_the_device_at_most_once_per_log_interval(bench):
         ]
     )
     assert result["results"][0]["syncs"] <= 1  # NaNGuard reads the loss every 50 steps
+
+
+def test_deploy_latency_times_both_runtimes_and_the_startup(bench, tmp_path, capsys):
+    latency = bench("deploy_latency")
+    argv = ["--models", "convnet", "--batch", "4", "--repeats", "2", "--startup-repeats", "1"]
+    result = latency.main([*argv, "--json", str(tmp_path / "l.json")])
+    rows = result["speed"]
+    assert [(r["runtime"], r["batch"]) for r in rows] == [
+        ("torch eager", 1),
+        ("onnxruntime", 1),
+        ("torch eager", 4),
+        ("onnxruntime", 4),
+    ]
+    assert all(r["img_s"] > 0 and math.isfinite(r["ms_per_call"]) for r in rows)
+    assert [r["predict"].split()[0] for r in result["startup"]] == ["onnxruntime", "torch"]
+    assert all(r["median_s"] > 0 for r in result["startup"])
+    assert json.loads((tmp_path / "l.json").read_text())["environment"]["threads"] == 1
+    printed = capsys.readouterr().out
+    assert "| model | runtime | batch | ms_per_call | img_s |" in printed and "# CPU:" in printed
+
+
+def test_deploy_parity_reports_both_artifacts(bench):
+    parity = bench("deploy_parity")
+    assert sorted(parity.CASES) == fk.list_models()  # the table covers every registered model
+    result = parity.main(["--models", "lenet", "--batch", "3"])
+    [row] = result["results"]
+    assert row["model"] == "lenet" and row["input"] == "1x32x32"
+    assert 0 <= row["onnx_max_abs_diff"] <= 1e-4 and row["torch_export_max_abs_diff"] <= 1e-4
+    assert row["logit_std"] > 1e-2
+
+
+# ------------------------------------------------------------------ CPU time to accuracy
+QUICKSTART = Path(__file__).resolve().parents[1] / "examples" / "configs" / "quickstart.toml"
+
+
+def test_cpu_hand_model_is_the_library_model(bench):
+    cpu_tta = bench("cpu_time_to_accuracy")
+    library = fk.create_model("bn_convnet", num_classes=10, in_channels=1, width=8, seed=3)
+    hand = cpu_tta.hand_model(1, 10, width=8)
+    cpu_tta.copy_state(library, hand)
+    x = torch.randn(4, 1, 28, 28)
+    library.eval(), hand.eval()
+    assert torch.equal(library(x), hand(x))
+    with pytest.raises(ValueError, match="does not match"):
+        cpu_tta.copy_state(library, cpu_tta.hand_model(1, 10, width=4))
+
+
+def test_cpu_hand_schedule_is_the_library_onecycle(bench):
+    cpu_tta = bench("cpu_time_to_accuracy")
+    recipe = cpu_tta.Recipe.from_config(fk.load_config(QUICKSTART))
+    params = [torch.nn.Parameter(torch.zeros(2))]
+    hand = torch.optim.SGD(params, lr=recipe.lr, momentum=0.9)
+    hand_sched = torch.optim.lr_scheduler.OneCycleLR(hand, max_lr=recipe.lr, total_steps=12)
+    ours = torch.optim.SGD(params, lr=recipe.lr, momentum=0.9)
+    our_sched = fk.create_scheduler(ours, "onecycle", epochs=3, steps_per_epoch=4)
+    for _ in range(11):
+        assert hand.param_groups[0]["lr"] == pytest.approx(ours.param_groups[0]["lr"])
+        assert hand.param_groups[0]["momentum"] == pytest.approx(ours.param_groups[0]["momentum"])
+        hand.step(), ours.step()  # no gradients: the steps change nothing but the schedules' order
+        hand_sched.step(), our_sched.step()
+
+
+def test_cpu_hand_loop_refuses_a_recipe_it_does_not_implement(bench):
+    cpu_tta = bench("cpu_time_to_accuracy")
+    config = fk.apply_overrides(
+        fk.load_config(QUICKSTART), ["loader.augment=true", "optim.optimizer='adamw'"]
+    )
+    with pytest.raises(fk.ConfigError, match="differs in: optimizer, augment"):
+        cpu_tta.Recipe.from_config(config)
+
+
+def test_cpu_time_to_accuracy_runs_both_loops_in_abab_order(bench, tmp_path, fashion_mnist_dir, capsys):
+    cpu_tta = bench("cpu_time_to_accuracy")
+    result = cpu_tta.main(
+        [
+            *("--data-root", str(fashion_mnist_dir), "--train-size", "512", "--test-size", "256"),
+            *("--epochs", "1", "--threshold", "0", "--repeats", "2", "--threads", "1"),
+            *("--json", str(tmp_path / "c.json")),
+        ]
+    )
+    assert [(r["pair"], r["loop"]) for r in result["runs"]] == [
+        (1, "library"),
+        (1, "hand"),
+        (2, "library"),
+        (2, "hand"),
+    ]
+    for run in result["runs"]:
+        (row,) = run["rows"]
+        assert 0.0 <= row["test_acc"] <= 1.0 and 0 < row["fit_s"] <= run["total_s"]
+    summary = result["summary"]
+    assert math.isfinite(summary["ratio_wall"]) and len(summary["pair_ratios_cpu"]) == 2
+    assert json.loads((tmp_path / "c.json").read_text())["threshold"] == 0.0
+    assert "library / hand, time to 0.0% (wall)" in capsys.readouterr().out
+
+
+def test_cpu_settings_measures_every_combination_against_the_first(bench, tmp_path):
+    settings = bench("cpu_settings")
+    before = torch.get_num_threads()
+    result = settings.main(
+        [
+            *("--models", "lenet_16", "--batch-size", "4", "--batches", "1", "--warmup", "1"),
+            *("--repeats", "2", "--threads", "1", "--settings", "nchw/32", "nhwc/bf16-mixed"),
+            *("--json", str(tmp_path / "s.json")),
+        ]
+    )
+    rows = result["rows"]
+    assert [(r["threads"], r["format"], r["precision"]) for r in rows] == [
+        (1, "nchw", "32"),
+        (1, "nhwc", "bf16-mixed"),
+    ]
+    assert rows[0]["speedup_cpu"] == 1.0 and all(r["cpu_ms"] >= 0 for r in rows)
+    assert torch.get_num_threads() == before and (tmp_path / "s.json").exists()
+
+
+# ------------------------------------------------------------------------------ GPU suite
+def test_gpu_suite_without_a_gpu_says_so_and_runs_nothing(bench, tmp_path, monkeypatch, capsys):
+    suite = bench("gpu_suite")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert suite.main(["--out", str(tmp_path / "out")]) == {"status": "skipped", "reason": "no CUDA GPU"}
+    assert "no CUDA GPU here" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
+def test_gpu_suite_knows_the_cuda_test_files(bench):
+    files = bench("gpu_suite").cuda_test_files()
+    assert Path(__file__) in files and all("pytest.mark.cuda" in f.read_text() for f in files)
+
+
+def test_gpu_suite_smoke_run_writes_json_and_markdown(bench, tmp_path, fashion_mnist_dir, monkeypatch):
+    suite = bench("gpu_suite")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    out = tmp_path / "out"
+    record = suite.main(
+        ["--smoke", "--data-dir", str(fashion_mnist_dir), "--out", str(out), "--skip", "cuda_tests"]
+    )
+    assert {record[k]["status"] for k in ("throughput", "time_to_94", "conv")} == {"ok"}, record
+    assert record["conv"]["result"]["verify_passed"]
+    assert json.loads((out / "gpu_suite.json").read_text())["smoke"] is True
+    markdown = (out / "gpu_suite.md").read_text()
+    assert "| throughput | ok |" in markdown and "c/b" in markdown and "ResNet-18 convolutions" in markdown

@@ -48,7 +48,7 @@ TESTED_ELSEWHERE = {
 SHAPES = {"cifar10": (3, 32), "cifar100": (3, 32), "mnist": (1, 28), "fashion_mnist": (1, 28)}
 # Configs of these models train one epoch through the CLI; the others (ResNets, slow on a
 # loaded CPU) have their parts built instead, and train in the examples' smoke runs.
-CHEAP_MODELS = {"convnet", "lenet"}
+CHEAP_MODELS = {"bn_convnet", "convnet", "lenet"}
 
 
 def _offline_env(home: Path) -> dict[str, str]:

@@ -17,6 +17,7 @@ __all__ = [
     "ConfigError",
     "DataError",
     "DeviceError",
+    "ExportError",
     "FinetuneKitError",
     "OutputDirError",
     "ShapeError",
@@ -112,6 +113,15 @@ class DeviceError(FinetuneKitError):
         Traceback (most recent call last):
         ...
         finetune_kit.errors.DeviceError: Unknown device 'tpu'. Use 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'.
+    """
+
+
+class ExportError(FinetuneKitError):
+    """A model could not be exported, or its export does not reproduce it (ONNX, torch.export).
+
+    Example:
+        >>> issubclass(ExportError, FinetuneKitError)
+        True
     """
 
 

@@ -50,6 +50,23 @@ def test_train_then_evaluate(tmp_path, capsys):
     assert f"{report['accuracy']:.4f}" in out
 
 
+@pytest.mark.parametrize(("flag", "saved"), [("1", 1), ("auto", "auto")])
+def test_threads_flag(tmp_path, flag, saved):
+    config, run = write_config(tmp_path), tmp_path / "out"
+    assert (
+        main(["train", "--config", str(config), "--output-dir", str(run), "--threads", flag, "--no-test"])
+        == 0
+    )
+    assert load_checkpoint(run / "last.ckpt")["config"]["train"]["threads"] == saved
+
+
+def test_a_bad_threads_flag_exits_2(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["train", "--config", str(write_config(tmp_path)), "--threads", "0"])
+    assert exit_info.value.code == 2
+    assert "--threads: expected a positive integer or 'auto', got '0'" in capsys.readouterr().err
+
+
 def test_set_overrides_and_resume_finished_run(tmp_path, capsys):
     config = write_config(tmp_path)
     run = tmp_path / "out"

@@ -3,6 +3,7 @@ also from an installed wheel without the repository."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import sysconfig
@@ -63,10 +64,14 @@ def test_an_installed_wheel_runs_the_quickstart_without_the_repository(tmp_path,
     # including this checkout's editable install, are not read), and finetune_kit from the wheel.
     Path(site, "deps.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
     wheel = next(wheels.glob("finetune_kit-*.whl"))
+    # Without PYTHONPATH: a source tree on it (with the egg-info the wheel build leaves there)
+    # would look to pip like finetune-kit already installed.
+    clean = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     subprocess.run(
         [sys.executable, "-m", "pip", "--python", str(python), "install", "--no-deps", "-q", str(wheel)],
         check=True,
         capture_output=True,
+        env=clean,
     )
     work = tmp_path / "elsewhere"
     work.mkdir()

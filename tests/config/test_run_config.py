@@ -83,6 +83,9 @@ def test_unknown_section_suggests(tmp_path):
             "train.loggers must be one of.*Did you mean 'tensorboard'",
         ),
         ("[train]\nplots = 'yes'\n", "train.plots must be bool or None"),
+        ("[train]\nthreads = 0\n", "train.threads must be a positive integer or 'auto'"),
+        ("[train]\nthreads = 'all'\n", "train.threads must be a positive integer or 'auto'"),
+        ("[train]\nthreads = true\n", "train.threads must be int or str"),
     ],
 )
 def test_bad_values_name_key_and_expectation(tmp_path, text, message):
@@ -112,6 +115,12 @@ def test_observation_keys_and_lr_find(tmp_path):
 
 def test_precision_accepts_integer_32(tmp_path):
     assert load_config(write(tmp_path, "[train]\nprecision = 32\n")).train.precision == "32"
+
+
+def test_threads_and_auto_precision(tmp_path):
+    train = load_config(write(tmp_path, "[train]\nthreads = 2\nprecision = 'auto'\n")).train
+    assert (train.threads, train.precision) == (2, "auto")
+    assert load_config(write(tmp_path, "[train]\nepochs = 1\n")).train.threads == "auto"
 
 
 def test_overrides_dotted_bare_and_strings():

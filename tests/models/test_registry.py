@@ -23,6 +23,7 @@ from finetune_kit.models import (
 )
 
 BUILTINS = [
+    "bn_convnet",
     "convnet",
     "efficientnet_b0",
     "lenet",
@@ -177,6 +178,25 @@ def test_lenet_and_resnet9_layouts():
     net = create_model("resnet9", num_classes=10, in_channels=1)
     assert [s for s, _ in model_info(net).stages] == ["prep", "layer1", "layer2", "layer3", "head"]
     assert net(torch.zeros(2, 1, 28, 28)).shape == (2, 10)
+
+
+def test_bn_convnet_pools_before_batchnorm_and_runs_on_any_size():
+    net = create_model("bn_convnet", num_classes=10, in_channels=1)
+    assert [type(m).__name__ for m in net.block1] == ["Conv2d", "MaxPool2d", "BatchNorm2d", "ReLU"]
+    assert [net.block1[0].out_channels, net.block2[0].out_channels, net.block3[0].out_channels] == [
+        16,
+        32,
+        64,
+    ]
+    assert sum(p.numel() for p in net.parameters()) == 29_178
+    assert [s for s, _ in model_info(net).stages] == ["block1", "block2", "block3", "head"]
+    for size in (8, 28, 32, 45):  # the adaptive pool feeds the head a 3x3 map at any size
+        assert net(torch.zeros(2, 1, size, size)).shape == (2, 10)
+    wide = create_model("bn_convnet", num_classes=5, in_channels=3, width=32)
+    assert (wide.block3[0].out_channels, wide.fc.in_features) == (128, 128 * 9)
+    assert model_info(wide).build_kwargs["width"] == 32
+    with pytest.raises(ConfigError, match="width must be a positive integer"):
+        create_model("bn_convnet", num_classes=10, width=0)
 
 
 def test_dropout_goes_on_the_head_and_keeps_its_keys():

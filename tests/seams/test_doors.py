@@ -202,6 +202,7 @@ def test_a_checkpoint_outside_a_run_directory_is_not_resumed_in_place(tmp_path, 
 def test_a_refused_resume_changes_no_file(change, key, tmp_path, capsys):
     run = first_leg("cli-config", tmp_path)
     before = hashes(tmp_path)
+    capsys.readouterr()  # the first leg's epoch lines
     assert main(["train", "--resume", str(run), *change, "--no-test"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and key in err and "Traceback" not in err

@@ -83,6 +83,12 @@ def test_half_frozen_modules_are_refused_before_any_work(tmp_path):
     assert not (tmp_path / "run").exists()
 
 
+def test_strategy_options_without_a_strategy_are_refused_before_any_work(tmp_path):
+    with pytest.raises(fk.ConfigError, match="no strategy takes them"):
+        fk.Trainer(lenet(), data(), output_dir=str(tmp_path / "run"), options={"n": 2}, **RUN).fit()
+    assert not (tmp_path / "run").exists()
+
+
 class Plain(nn.Module):
     def __init__(self, outputs=3):
         super().__init__()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 
 import pytest
 import torch
@@ -308,3 +309,39 @@ def test_cuda_channels_last_and_compile(tmp_path, precision):
     assert history.rows[0]["train_loss"] > 0
     if precision == "16-mixed":
         assert "skipped_steps" in history.rows[0]
+
+
+class _ThreadsSeen(Callback):
+    def __init__(self):
+        self.seen = set()
+
+    def on_train_batch_end(self, trainer):
+        self.seen.add(torch.get_num_threads())
+
+
+def test_the_run_uses_train_threads_says_so_and_restores_torch_threads(tmp_path, capsys):
+    before = torch.get_num_threads()
+    seen = _ThreadsSeen()
+    trainer = make_trainer(tmp_path, threads=1, epochs=1, progress=True, callbacks=[seen])
+    trainer.fit()
+    assert seen.seen == {1} and torch.get_num_threads() == before
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("CPU threads")]
+    assert lines == ["CPU threads: 1 (train.threads = 1); precision 32"]
+    trainer.test(print_report=False)
+    assert trainer.thread_plan.threads == 1 and torch.get_num_threads() == before
+
+
+def test_auto_threads_never_oversubscribe(tmp_path):
+    trainer = make_trainer(tmp_path, epochs=1)  # threads = "auto", the default
+    trainer.fit()
+    assert trainer.config.train.threads == "auto"
+    assert 1 <= trainer.thread_plan.threads <= len(os.sched_getaffinity(0))
+
+
+def test_evaluation_batches_are_twice_the_training_batch_by_default(tmp_path):
+    trainer = make_trainer(tmp_path, epochs=1, batch_size=8)
+    trainer.fit()
+    assert (trainer.loaders.train.batch_size, trainer.loaders.test.batch_size) == (8, 16)
+    sized = make_trainer(tmp_path, name="sized", epochs=1, batch_size=8, eval_batch_size=30)
+    sized.fit()
+    assert sized.loaders.val.batch_size == 30

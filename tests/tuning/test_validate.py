@@ -38,7 +38,8 @@ def test_a_good_study_passes():
         ({"optim.lr": {"low": 0.0, "high": 0.1}}, ConfigError, "optim.lr must be > 0.0"),
         ({"loader.batch_size": [0, 32]}, ConfigError, "loader.batch_size must be >= 1"),
         ({"loader.batch_size": [32.5]}, ConfigError, "loader.batch_size must be int"),
-        ({"finetune.options.rnak": [4]}, ConfigError, "has no option 'rnak'"),
+        ({"finetune.options.rnak": [4]}, ConfigError, "whose finetune.strategy is unset"),
+        ({"finetune.strategy": ["lora"], "finetune.options.rnak": [4]}, ConfigError, "has no option 'rnak'"),
         (
             {"finetune.strategy": ["freeze_first"], "finetune.options.n": [-1, 1]},
             ConfigError,

@@ -31,7 +31,7 @@ from finetune_kit.analysis import (
 from finetune_kit.analysis.figures import require_matplotlib
 from finetune_kit.callbacks.base import Callback
 from finetune_kit.errors import ConfigError
-from finetune_kit.inference.explain import explain, find_target_layer
+from finetune_kit.inference.gradcam import explain, find_target_layer
 
 if TYPE_CHECKING:
     from finetune_kit.training.trainer import Trainer

@@ -35,6 +35,7 @@ BUILTIN_NAMES: dict[str, tuple[str, ...]] = {
         "tensors",
     ),
     "models": (
+        "bn_convnet",
         "convnet",
         "efficientnet_b0",
         "lenet",

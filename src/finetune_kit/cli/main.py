@@ -70,7 +70,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _leave_process_group() -> None:
     """Under torchrun: leave the process group cleanly, also on errors (only if torch was used)."""
-    if "torch" in sys.modules:
+    if sys.modules.get("torch") is not None:
         from finetune_kit.runtime.distributed import teardown
 
         teardown()

@@ -23,6 +23,15 @@ def _lr(text: str) -> float | str:
         raise argparse.ArgumentTypeError(f"expected a number or 'find', got {text!r}") from None
 
 
+def _threads(text: str) -> int | str:
+    """``--threads``: a positive number of CPU threads, or ``auto``."""
+    if text == "auto":
+        return text
+    if text.isdigit() and int(text) >= 1:
+        return int(text)
+    raise argparse.ArgumentTypeError(f"expected a positive integer or 'auto', got {text!r}")
+
+
 # Shortcut flags: --lr 0.1 is --set optim.lr=0.1.
 SHORTCUTS = {
     "epochs": ("train.epochs", int),
@@ -31,6 +40,7 @@ SHORTCUTS = {
     "device": ("train.device", str),
     "precision": ("train.precision", str),
     "seed": ("train.seed", int),
+    "threads": ("train.threads", _threads),
 }
 
 

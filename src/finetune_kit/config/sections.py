@@ -248,7 +248,7 @@ class FinetuneConfig:
         _check_range("finetune", "freeze_epochs", self.freeze_epochs, low=1)
 
 
-PRECISIONS = ("32", "bf16-mixed", "16-mixed")
+PRECISIONS = ("32", "bf16-mixed", "16-mixed", "auto")
 LOGGERS = ("csv", "json", "tensorboard")
 """The metric files ``train.loggers`` can name: metrics.csv, metrics.json, TensorBoard events."""
 
@@ -261,7 +261,9 @@ class TrainConfig:
         epochs: number of epochs.
         max_steps: stop after this many optimizer steps (``None``: run all epochs); a stop inside
             an epoch saves ``last.ckpt`` at that exact position and records no epoch row.
-        precision: ``"32"``, ``"bf16-mixed"`` or ``"16-mixed"``.
+        precision: ``"32"``, ``"bf16-mixed"``, ``"16-mixed"`` or ``"auto"`` (bfloat16 autocast
+            where the device computes in bfloat16 natively: a recent GPU, a CPU with AVX512-BF16
+            or AMX; float32 elsewhere).
         device: ``"auto"``, ``"cpu"``, ``"cuda"``, ``"cuda:N"`` or ``"mps"``.
         seed: seed for weights of new layers, data order and augmentation.
         deterministic: use deterministic algorithms (slower on GPU, exact resume on CPU).
@@ -291,6 +293,9 @@ class TrainConfig:
             metrics``), logged as ``val_<name>``, e.g. ``["top_k_accuracy", "f1"]``.
         tta: test-time augmentation for validation and test: ``"flip"`` averages the
             predictions of each image and its mirror image (``None``: off).
+        threads: torch's CPU threads during the run: a number, or ``"auto"`` (the CPUs this
+            process may use, fewer when the load average says other jobs are busy on them);
+            printed when a run starts on the CPU.
     """
 
     epochs: int = 5
@@ -312,6 +317,7 @@ class TrainConfig:
     plots: bool | None = None
     metrics: list[str] = field(default_factory=list)
     tta: str | None = None
+    threads: int | str = "auto"
 
     def __post_init__(self) -> None:
         _check_range("train", "epochs", self.epochs, low=1)
@@ -329,5 +335,10 @@ class TrainConfig:
             )
         for name in self.loggers:
             _check_choice("train", "loggers", name, LOGGERS)
+        if self.threads != "auto" and (type(self.threads) is not int or self.threads < 1):
+            raise ConfigError(
+                f"train.threads must be a positive integer or 'auto', got {self.threads!r}. "
+                "Use e.g. threads = 2, or threads = 'auto' to fit the machine."
+            )
         if not self.output_dir:
             raise ConfigError("train.output_dir must not be empty; give a directory such as 'runs/exp1'.")

@@ -1,9 +1,9 @@
 """Decoding image files (PNG, JPEG) into uint8 tensors of a given channel count and size.
 
-Used by prediction (``load_images``: paths -> one batch) and by the image-folder dataset. Decoding
-uses Pillow; alpha is dropped, grayscale <-> RGB converted as asked (ITU-R 601-2 luma for RGB ->
-gray), 16-bit images scaled to 8 bits, and resizing uses antialiased bilinear interpolation on
-uint8 (as ``transforms.v2.Resize``).
+Used by prediction (``load_images``: paths -> one batch) and by the image-folder dataset.
+Decoding is :func:`finetune_kit.imaging.decode_array` (Pillow; alpha dropped, grayscale <-> RGB
+converted as asked with ITU-R 601-2 luma for RGB -> gray, 16-bit images scaled to 8 bits);
+resizing uses antialiased bilinear interpolation on uint8 (``transforms.v2.Resize``).
 
 Example:
     >>> import tempfile
@@ -20,19 +20,15 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
 from torchvision.transforms.v2 import functional as TF
 
 from finetune_kit.errors import ConfigError, DataError
+from finetune_kit.imaging import IMAGE_SUFFIXES, decode_array
 from finetune_kit.storage.metadata import MAX_IMAGE_SIDE
 from finetune_kit.storage.paths import user_path
 
 __all__ = ["IMAGE_SUFFIXES", "check_image_size", "check_workers", "decode_file", "load_images"]
-
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
-_GRAY_MODES = ("1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "I;16N", "F")
 
 
 def check_image_size(value: object, what: str = "image_size") -> tuple[int, int]:
@@ -78,19 +74,8 @@ def check_workers(value: object, what: str = "num_workers") -> int:
     return value
 
 
-def _to_mode(image: Image.Image, in_channels: int | None) -> Image.Image:
-    """Convert a decoded Pillow image to "L" or "RGB"."""
-    if image.mode.startswith("I") or image.mode == "F":  # 16/32-bit gray: keep the top 8 bits
-        wide = np.asarray(image).astype(np.float64)
-        scale = 256.0 if image.mode.startswith("I;16") or wide.max(initial=0) > 255 else 1.0
-        image = Image.fromarray(np.clip(wide / scale, 0, 255).astype(np.uint8), "L")
-    if in_channels is None:
-        in_channels = 1 if image.mode in _GRAY_MODES else 3
-    return image.convert("L" if in_channels == 1 else "RGB")
-
-
 def decode_file(path: str | Path, *, in_channels: int | None = None) -> torch.Tensor:
-    """Decode one PNG/JPEG file to uint8 ``(C, H, W)``.
+    """Decode one PNG/JPEG file to uint8 ``(C, H, W)`` (:func:`finetune_kit.imaging.decode_array`).
 
     Args:
         path: the image file.
@@ -101,6 +86,7 @@ def decode_file(path: str | Path, *, in_channels: int | None = None) -> torch.Te
         The decoded image, alpha dropped.
 
     Raises:
+        ConfigError: ``in_channels`` is not None, 1 or 3.
         DataError: the file is missing, unreadable or not a decodable image.
 
     Example:
@@ -112,26 +98,7 @@ def decode_file(path: str | Path, *, in_channels: int | None = None) -> torch.Te
         (torch.Size([3, 2, 3]), torch.Size([1, 2, 3]))
     """
     path = user_path(path, "image")
-    if in_channels not in (None, 1, 3):
-        raise ConfigError(f"in_channels={in_channels!r}: expected 1 (grayscale) or 3 (RGB).")
-    if not path.is_file():
-        raise DataError(f"Image file {path} does not exist.")
-    try:
-        with Image.open(path) as image:
-            image.load()
-            array = np.asarray(_to_mode(image, in_channels))
-    except Image.DecompressionBombError as exc:
-        raise DataError(
-            f"{path} is refused: {exc.args[0].split(',')[0]}, a possible decompression bomb "
-            "(a small file that decodes to gigabytes). Shrink the image, or remove it."
-        ) from None
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
-        raise DataError(
-            f"{path} is not a readable PNG or JPEG image ({exc}). Replace or remove the file."
-        ) from exc
-    if array.ndim == 2:
-        array = array[:, :, None]
-    return torch.from_numpy(array.transpose(2, 0, 1).copy())
+    return torch.from_numpy(decode_array(path, in_channels=in_channels))
 
 
 def _resize(image: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:

@@ -1,16 +1,17 @@
-"""Export trained weights for inference: :func:`export` writes safetensors plus a JSON description.
+"""Export a trained model for deployment: :func:`export` writes safetensors, ONNX or ``torch.export``.
 
-An export is a pair of files: ``model.safetensors`` (the weights, in the safetensors format,
-which holds tensors only and cannot run code) and ``model.json``, which says how to rebuild
-the architecture (the model's ``ModelInfo``), the class names, and how inputs were preprocessed
-(channels, stored image size, model input size, mean and std: the training data's
-``DataBundle.meta()``). When the checkpoint holds EMA weights, those are exported by default,
-as they are the ones evaluation used. LoRA layers are merged into their base weights, so the
-export holds the plain architecture.
+``format="safetensors"`` (the default) writes ``model.safetensors`` plus ``model.json``, which
+:func:`~finetune_kit.inference.load.load_model` rebuilds in PyTorch
+(:mod:`~finetune_kit.inference.safetensors_export`). ``"onnx"`` writes ``model.onnx`` for
+onnxruntime and other ONNX runtimes, ``"torch_export"`` a ``torch.export`` program
+``model.pt2``; both carry the class names, normalisation, image sizes and source run as
+metadata (:mod:`~finetune_kit.inference.program_export`). ``"all"`` writes the four files into
+one directory.
 
-:func:`load_model` reads an export, a ``.ckpt`` checkpoint or a run directory and returns a
-:class:`LoadedModel`: the model in eval mode plus the data metadata that
-:func:`finetune_kit.inference.predict.predict` needs to preprocess new images.
+Every ONNX and ``torch.export`` artifact is checked before it is written: it is run on a
+batch of images beside the eval-mode PyTorch model, and the export fails with
+:class:`~finetune_kit.errors.ExportError` (nothing written) when their outputs differ by more
+than ``tolerance``. Importing this module does not import PyTorch.
 
 Example:
     >>> import tempfile, finetune_kit as fk
@@ -19,9 +20,9 @@ Example:
     >>> model = fk.create_model("lenet", num_classes=3, in_channels=1, input_size=16)
     >>> run = tempfile.mkdtemp() + "/run"
     >>> _ = fk.Trainer(model, data, epochs=1, batch_size=16, progress=False, output_dir=run).fit()
-    >>> out = export(run, tempfile.mkdtemp() + "/exported")
+    >>> out = export(run, tempfile.mkdtemp() + "/exported", format="all")
     >>> sorted(p.name for p in out.iterdir())
-    ['model.json', 'model.safetensors']
+    ['model.json', 'model.onnx', 'model.pt2', 'model.safetensors']
     >>> from finetune_kit.inference.load import load_model
     >>> loaded = load_model(out)
     >>> loaded.class_names, loaded.model.training
@@ -30,124 +31,276 @@ Example:
 
 from __future__ import annotations
 
-import hashlib
-import json
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-import safetensors
-import safetensors.torch
-from safetensors import SafetensorError
-
-from finetune_kit._version import __version__
-from finetune_kit.errors import OutputDirError
-from finetune_kit.inference.stored_model import (
-    EXPORT_FORMAT,
-    EXPORT_VERSION,
-    INFO_FILE,
-    PREPROCESSING,
-    WEIGHTS_FILE,
-    build_model,
-    checkpoint_weights,
-    stored_description,
-)
-from finetune_kit.storage.atomic import atomic_write_group
-from finetune_kit.storage.checkpoint import find_checkpoint, load_checkpoint
+from finetune_kit.errors import ConfigError, OutputDirError
+from finetune_kit.inference.export_files import is_export_file
+from finetune_kit.registry import did_you_mean
 from finetune_kit.storage.paths import user_path
 
-__all__ = ["export"]
+if TYPE_CHECKING:
+    from torch import nn
+
+    from finetune_kit.inference.load import LoadedModel
+
+__all__ = ["DEFAULT_OPSET", "FORMATS", "Artifact", "export", "export_artifacts"]
+
+FORMATS = ("safetensors", "onnx", "torch_export", "all")
+DEFAULT_OPSET = 20  # onnxruntime >= 1.17 runs it
+_FILES = {"safetensors": "model.safetensors", "onnx": "model.onnx", "torch_export": "model.pt2"}
+_SUFFIXES = {"safetensors": ".safetensors", "onnx": ".onnx", "torch_export": ".pt2"}
 
 
-def _targets(path: Path, overwrite: bool) -> tuple[Path, Path]:
-    """The (weights, json) files to write for ``path``, checked against overwriting."""
-    if path.suffix == ".safetensors":
-        weights, info = path, path.with_suffix(".json")
-    elif path.is_file():
-        raise OutputDirError(
-            f"Export path {path} is an existing file; pass a directory (it will "
-            f"hold {WEIGHTS_FILE} and {INFO_FILE}) or a NAME.safetensors path."
+@dataclass(frozen=True)
+class Artifact:
+    """One file group written by :func:`export_artifacts`.
+
+    Attributes:
+        format: ``"safetensors"``, ``"onnx"`` or ``"torch_export"``.
+        path: the file written (for safetensors: the weights; ``model.json`` is beside them).
+        max_abs_diff: the largest absolute difference between the artifact's outputs and the
+            eval-mode PyTorch model's on the check batch; None when not checked
+            (safetensors holds the weights themselves, or ``check=False``).
+        checked_images: images in the check batch (0 when not checked).
+        float32_noise: the model's own float32 rounding (its float32 vs float64 logits),
+            measured when ``max_abs_diff`` exceeded the tolerance; see
+            :mod:`~finetune_kit.inference.parity`.
+
+    Example:
+        >>> Artifact("onnx", Path("m.onnx"), 2.4e-07, 8).summary()
+        'onnx: m.onnx (checked against PyTorch on 8 images: max |logit difference| 2.4e-07)'
+    """
+
+    format: str
+    path: Path
+    max_abs_diff: float | None = None
+    checked_images: int = 0
+    float32_noise: float | None = None
+
+    def summary(self) -> str:
+        """One line: the format, the path and the parity check."""
+        if self.max_abs_diff is None:
+            note = "" if self.format == "safetensors" else " (not checked)"
+            return f"{self.format}: {self.path}{note}"
+        noise = "" if self.float32_noise is None else f", float32 PyTorch vs float64 {self.float32_noise:.1e}"
+        return (
+            f"{self.format}: {self.path} (checked against PyTorch on {self.checked_images} images: "
+            f"max |logit difference| {self.max_abs_diff:.1e}{noise})"
         )
-    else:
-        weights, info = path / WEIGHTS_FILE, path / INFO_FILE
-    existing = [p for p in (weights, info) if p.exists() or p.is_symlink()]
+
+
+def _check_options(format: str, opset: int, tolerance: float, extras: bool) -> None:
+    if format not in FORMATS:
+        raise ConfigError(
+            f"Unknown export format {format!r}.{did_you_mean(str(format), list(FORMATS))} "
+            f"Formats: {', '.join(FORMATS)}."
+        )
+    if not isinstance(opset, int) or isinstance(opset, bool) or not 18 <= opset <= 23:
+        raise ConfigError(f"opset must be an integer from 18 to 23, got {opset!r}.")
+    number = isinstance(tolerance, (int, float)) and not isinstance(tolerance, bool)
+    if not number or not math.isfinite(tolerance) or tolerance <= 0:
+        raise ConfigError(f"tolerance must be a number > 0, got {tolerance!r}.")
+    if extras and format == "safetensors":
+        raise ConfigError(
+            "with_preprocessing and probabilities shape an ONNX or torch.export graph; use "
+            "format='onnx', 'torch_export' or 'all'."
+        )
+
+
+def _targets(path: Path, format: str) -> dict[str, Path]:
+    """``{format: file}`` to write for ``path`` (a file of the format's suffix, or a directory)."""
+    formats = list(_FILES) if format == "all" else [format]
+    suffix = path.suffix.lower()
+    if format != "all" and suffix == _SUFFIXES[format]:
+        return {format: path}
+    expected = "a directory" if format == "all" else f"a directory or a NAME{_SUFFIXES[format]} path"
+    if path.is_file():
+        raise OutputDirError(f"Export path {path} is an existing file; pass {expected}.")
+    if suffix in _SUFFIXES.values():
+        raise OutputDirError(f"Export path {path} does not fit format={format!r}; pass {expected}.")
+    return {name: path / _FILES[name] for name in formats}
+
+
+def _refuse_overwrite(files: list[Path], overwrite: bool) -> None:
+    existing = [p for p in files if p.exists() or p.is_symlink()]
     if existing and not overwrite:
         raise OutputDirError(
             f"Refusing to overwrite {', '.join(map(str, existing))}; nothing was written. Choose "
             "another path, or pass overwrite=True (--overwrite) to replace these files."
         )
     for found in existing:  # --overwrite replaces an export, never a file of the user's
-        if not _is_export_file(found, weights, info):
+        if not is_export_file(found, files):
             raise OutputDirError(
                 f"Refusing to replace {found}: it is not part of a finetune_kit export, so "
                 "--overwrite does not apply to it; nothing was written. Move it away or "
                 "choose another export path."
             )
+
+
+def _write(blobs: list[tuple[Path, bytes]]) -> None:
+    """Write the files of one export as a group (the description last): a process killed
+    meanwhile leaves the old export, the new one, or none that loads."""
+    from finetune_kit.storage.atomic import atomic_write_group
+
+    if not blobs:
+        return
+    description = [item for item in blobs if item[0].suffix == ".json"]
+    ordered = [item for item in blobs if item[0].suffix != ".json"] + description
+    target = ordered[-1][0]
     try:
-        weights.parent.mkdir(parents=True, exist_ok=True)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_group(ordered)
     except OSError as exc:
         raise OutputDirError(
-            f"Cannot create {weights.parent}: {exc.strerror or exc}. Choose another path."
+            f"Could not write the export to {target.parent}: {exc.strerror or exc}. Free some "
+            "disk space or choose another path."
         ) from None
-    return weights, info
 
 
-def _sorted_header(blob: bytes) -> bytes:
-    """The safetensors bytes with their JSON header's keys sorted, so an export is reproducible
-    byte for byte (safetensors writes its metadata in a random order)."""
-    size = int.from_bytes(blob[:8], "little")
-    header = json.loads(blob[8 : 8 + size])
-    text = json.dumps(header, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
-    if len(text) > size:  # cannot happen (same keys and values); keep safetensors' own order
-        return blob
-    return blob[:8] + text.ljust(size) + blob[8 + size :]
-
-
-def _export_document(info: Path) -> dict | None:
-    """The export description at ``info``, or None when the file is not one."""
-    try:
-        if info.is_symlink() or not info.is_file() or info.stat().st_size > 256 * 2**20:
-            return None
-        document = json.loads(info.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError, RecursionError):
-        return None
-    return document if isinstance(document, dict) and document.get("format") == EXPORT_FORMAT else None
-
-
-def _is_export_file(found: Path, weights: Path, info: Path) -> bool:
-    """Whether ``found`` (the weights or the description) belongs to a finetune_kit export."""
-    if found == info:
-        return _export_document(info) is not None
-    document = _export_document(info)
-    if document is not None and document.get("weights_file") == weights.name:
-        return True
-    try:  # the description is gone (an interrupted export): the weights' own header says it
-        if found.is_symlink() or not found.is_file():
-            return False
-        with safetensors.safe_open(str(found), framework="pt") as handle:
-            return (handle.metadata() or {}).get("finetune_kit") == EXPORT_FORMAT
-    except (SafetensorError, OSError, ValueError):
-        return False
-
-
-def export(source: str | Path, path: str | Path, *, use_ema: bool = True, overwrite: bool = False) -> Path:
-    """Write a checkpoint's final weights as safetensors plus a JSON description.
+def export_artifacts(
+    source: str | Path | nn.Module | LoadedModel,
+    path: str | Path,
+    *,
+    format: str = "safetensors",
+    meta: Mapping[str, Any] | None = None,
+    use_ema: bool = True,
+    overwrite: bool = False,
+    with_preprocessing: bool = False,
+    probabilities: bool = False,
+    check: bool = True,
+    tolerance: float = 1e-4,
+    opset: int = DEFAULT_OPSET,
+) -> list[Artifact]:
+    """:func:`export`, returning what was written and the parity check of each artifact.
 
     Args:
-        source: a ``.ckpt`` checkpoint or a run directory (its ``last.ckpt``, else
-            ``best.ckpt``: the final weights).
-        path: a directory that receives ``model.safetensors`` and ``model.json`` (created if
-            needed), or a ``NAME.safetensors`` path (the JSON goes beside it as ``NAME.json``).
-        use_ema: export the EMA weights when the checkpoint has them (``model.json`` records
-            which weights were exported under ``"weights"``).
-        overwrite: replace an existing export at ``path``. Only files of a finetune_kit
-            export are replaced: a ``NAME.json`` or weights file of anything else is refused.
+        source: see :func:`export`.
+        path: see :func:`export`.
+        format: see :func:`export`.
+        meta: see :func:`export`.
+        use_ema: see :func:`export`.
+        overwrite: see :func:`export`.
+        with_preprocessing: see :func:`export`.
+        probabilities: see :func:`export`.
+        check: see :func:`export`.
+        tolerance: see :func:`export`.
+        opset: see :func:`export`.
 
     Returns:
-        The directory of the export (``path``), or the ``.safetensors`` file when one was named.
+        One :class:`Artifact` per format written.
+
+    Example:
+        >>> import tempfile, finetune_kit as fk
+        >>> meta = {"class_names": ["a", "b"], "in_channels": 1, "image_size": [28, 28],
+        ...         "input_size": [28, 28], "mean": [0.5], "std": [0.25]}
+        >>> net = fk.create_model("convnet", num_classes=2, in_channels=1)
+        >>> [art] = export_artifacts(net, tempfile.mkdtemp() + "/m.pt2", format="torch_export",
+        ...                          meta=meta)
+        >>> art.format, art.checked_images, art.max_abs_diff < 1e-4
+        ('torch_export', 8, True)
+    """
+    _check_options(format, opset, tolerance, with_preprocessing or probabilities)
+    targets = _targets(user_path(path, "path"), format)
+    files = list(targets.values())
+    if "safetensors" in targets:
+        files.append(targets["safetensors"].with_suffix(".json"))
+    _refuse_overwrite(files, overwrite)
+    if "onnx" in targets:  # fail before the slow part when a package is missing
+        from finetune_kit.inference.optional import require
+
+        for package in ("onnx", "onnxscript", *(["onnxruntime"] if check else [])):
+            require(package, "Exporting to ONNX" if package != "onnxruntime" else "Checking an ONNX export")
+    from finetune_kit.inference.export_source import resolve_source
+
+    src = resolve_source(source, meta=meta, use_ema=use_ema)
+    blobs: list[tuple[Path, bytes]] = []
+    artifacts: list[Artifact] = []
+    if "safetensors" in targets:
+        from finetune_kit.inference.safetensors_export import safetensors_files
+
+        blobs += safetensors_files(src, targets["safetensors"])
+        artifacts.append(Artifact("safetensors", targets["safetensors"]))
+    programs = [name for name in ("onnx", "torch_export") if name in targets]
+    if programs:
+        from finetune_kit.inference.program_export import program_artifacts
+
+        made = program_artifacts(
+            src,
+            {name: targets[name] for name in programs},
+            with_preprocessing=with_preprocessing,
+            probabilities=probabilities,
+            tolerance=tolerance if check else None,
+            opset=opset,
+        )
+        blobs += [(art.path, blob) for art, blob in made]
+        artifacts += [art for art, _ in made]
+    _write(blobs)
+    return artifacts
+
+
+def export(
+    source: str | Path | nn.Module | LoadedModel,
+    path: str | Path,
+    *,
+    format: str = "safetensors",
+    meta: Mapping[str, Any] | None = None,
+    use_ema: bool = True,
+    overwrite: bool = False,
+    with_preprocessing: bool = False,
+    probabilities: bool = False,
+    check: bool = True,
+    tolerance: float = 1e-4,
+    opset: int = DEFAULT_OPSET,
+) -> Path:
+    """Export a trained model as safetensors, ONNX and/or a ``torch.export`` program.
+
+    LoRA layers are merged into their base weights, and a checkpoint's EMA weights are used
+    when it has them (``use_ema``), as evaluation used them. ONNX and ``torch.export``
+    artifacts are checked against the eval-mode PyTorch model before anything is written.
+
+    Args:
+        source: a run directory (its ``last.ckpt``, else ``best.ckpt``), a ``.ckpt``
+            checkpoint, an export directory, a :class:`~finetune_kit.inference.load.LoadedModel`,
+            or a model (then ``meta`` is required).
+        path: for ``"safetensors"``: a directory that receives ``model.safetensors`` and
+            ``model.json``, or a ``NAME.safetensors`` file (the JSON goes beside it as
+            ``NAME.json``); for ``"onnx"`` / ``"torch_export"``: a ``NAME.onnx`` / ``NAME.pt2``
+            file or a directory (``model.onnx`` / ``model.pt2`` in it); for ``"all"``: a
+            directory that receives all four files.
+        format: ``"safetensors"``, ``"onnx"``, ``"torch_export"`` or ``"all"``.
+        meta: the training data's ``DataBundle.meta()`` (class names, sizes, mean, std);
+            required with a bare model, not allowed with a path.
+        use_ema: export a checkpoint's EMA weights when it has them (the artifact records which
+            weights it holds).
+        overwrite: replace existing export files at ``path`` (other files are never touched).
+        with_preprocessing: ONNX / ``torch.export``: put ``x / 255`` and the normalisation
+            into the graph, which then takes uint8 ``(N, C, H, W)`` at the model's input size
+            (no resize in the graph). Otherwise it takes normalised float32.
+        probabilities: ONNX / ``torch.export``: output the softmax probabilities as a second
+            output ``probabilities`` beside ``logits``.
+        check: run each ONNX / ``torch.export`` artifact beside the PyTorch model on a batch
+            of 8 images and refuse it when their outputs differ by more than ``tolerance``.
+        tolerance: the largest absolute difference the check accepts.
+        opset: the ONNX opset (18 to 23; 20 runs on onnxruntime 1.17 and later).
+
+    Returns:
+        The file written (``.onnx``, ``.pt2``, ``.safetensors`` when one was named) or the
+        directory of the export.
 
     Raises:
         CheckpointError: the checkpoint is missing, corrupted, unsafe (pickled code is refused
             unread) or its weights do not fit its own model description.
-        OutputDirError: the export files exist and ``overwrite`` is False, or ``path`` is a file.
+        ConfigError: a bad option, ``meta`` missing for a model, a model without ModelInfo for
+            safetensors, or ``onnx``/``onnxscript``/``onnxruntime`` not installed
+            (``pip install "finetune-kit[deploy]"``).
+        ExportError: the model cannot be traced or converted, or an artifact's outputs differ
+            from the model's by more than ``tolerance`` (nothing is written).
+        OutputDirError: the export files exist and ``overwrite`` is False, or ``path`` does not
+            fit the format.
 
     Example:
         >>> import tempfile, pathlib
@@ -165,47 +318,22 @@ def export(source: str | Path, path: str | Path, *, use_ema: bool = True, overwr
         >>> export(tmp / "last.ckpt", tmp / "out")  # doctest: +IGNORE_EXCEPTION_DETAIL
         Traceback (most recent call last):
         finetune_kit.errors.OutputDirError: Refusing to overwrite ...
+        >>> export(tmp / "last.ckpt", tmp / "lenet.onnx", format="onnx").name
+        'lenet.onnx'
     """
-    user_path(path, "path")
-    ckpt_path = find_checkpoint(source)
-    state = load_checkpoint(ckpt_path)
-    info, meta = stored_description(state, ckpt_path)
-    weights, kind, ema = checkpoint_weights(state, use_ema)
-    model = build_model(info, weights, state.get("freezing"), ckpt_path)
-    tensors = {k: v.detach().cpu().contiguous().clone() for k, v in model.state_dict().items()}
-    blob = _sorted_header(
-        safetensors.torch.save(tensors, metadata={"format": "pt", "finetune_kit": EXPORT_FORMAT})
+    artifacts = export_artifacts(
+        source,
+        path,
+        format=format,
+        meta=meta,
+        use_ema=use_ema,
+        overwrite=overwrite,
+        with_preprocessing=with_preprocessing,
+        probabilities=probabilities,
+        check=check,
+        tolerance=tolerance,
+        opset=opset,
     )
-    weights_path, info_path = _targets(Path(path), overwrite)
-    position = state.get("position", {})
-    document = {
-        "format": EXPORT_FORMAT,
-        "format_version": EXPORT_VERSION,
-        "finetune_kit_version": __version__,
-        "weights_file": weights_path.name,
-        "weights_sha256": hashlib.sha256(blob).hexdigest(),
-        "weights": kind,
-        "ema": ema,
-        "class_names": list(meta["class_names"]),
-        "preprocessing": {
-            key: meta[key] for key in ("in_channels", "image_size", "input_size", "mean", "std")
-        }
-        | {"steps": PREPROCESSING},
-        "model_info": info,
-        "data_meta": meta,
-        "source": {
-            "checkpoint": str(ckpt_path),
-            "epoch": position.get("epoch"),
-            "global_step": position.get("global_step"),
-        },
-    }
-    text = json.dumps(document, indent=2) + "\n"
-    try:  # the description last: a kill leaves the old export, the new one, or none that loads
-        atomic_write_group([(weights_path, blob), (info_path, text.encode("utf-8"))])
-    except OSError as exc:
-        raise OutputDirError(
-            f"Could not write the export to {weights_path.parent}: "
-            f"{exc.strerror or exc}. Free some disk space or choose another "
-            "path."
-        ) from None
-    return weights_path if Path(path).suffix == ".safetensors" else Path(path)
+    if format == "all" or (format == "safetensors" and Path(path).suffix.lower() != ".safetensors"):
+        return Path(path)
+    return artifacts[0].path

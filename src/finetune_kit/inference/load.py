@@ -114,7 +114,7 @@ def _read_document(path: Path) -> dict[str, Any]:
     return document
 
 
-def _read_export(json_path: Path) -> tuple[dict[str, Any], dict[str, torch.Tensor], Path]:
+def read_export(json_path: Path) -> tuple[dict[str, Any], dict[str, torch.Tensor], Path]:
     document = _read_document(json_path)
     weights_path = json_path.parent / document["weights_file"]
     try:
@@ -137,7 +137,7 @@ def _read_export(json_path: Path) -> tuple[dict[str, Any], dict[str, torch.Tenso
     return document, state, weights_path
 
 
-def _resolve_source(source: str | Path) -> tuple[str, Path]:
+def resolve_source(source: str | Path) -> tuple[str, Path]:
     """``("export", json path)`` or ``("checkpoint", ckpt path)``."""
     path = user_path(source, "source")
     if path.is_dir() and (path / INFO_FILE).is_file():
@@ -202,9 +202,9 @@ def load_model(
         (['fake_0', 'fake_1'], 'model', False)
     """
     target = resolve_device(device)
-    kind, path = _resolve_source(source)
+    kind, path = resolve_source(source)
     if kind == "export":
-        document, state, weights_path = _read_export(path)
+        document, state, weights_path = read_export(path)
         info, meta = document["model_info"], document["data_meta"]
         model = build_model(info, state, None, weights_path)
         which = str(document.get("weights", "model"))

@@ -16,6 +16,7 @@ Example:
 
 from __future__ import annotations
 
+from finetune_kit.models import bn_convnet as _bn_convnet
 from finetune_kit.models import resnet9 as _resnet9
 from finetune_kit.models import small_nets as _small_nets
 from finetune_kit.models import torchvision_models as _torchvision_models
@@ -55,4 +56,4 @@ __all__ = [
     "unwrap_model",
 ]
 
-del _resnet9, _small_nets, _torchvision_models
+del _bn_convnet, _resnet9, _small_nets, _torchvision_models

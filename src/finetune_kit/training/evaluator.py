@@ -15,6 +15,8 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
+import sys
 from typing import Any
 
 import torch
@@ -30,6 +32,7 @@ from finetune_kit.metrics import ClassificationReport
 from finetune_kit.optim import ModelEma
 from finetune_kit.runtime import PrecisionMode, resolve_device
 from finetune_kit.runtime.distributed import DistEnv
+from finetune_kit.runtime.threads import ThreadPlan, plan_threads, use_threads
 from finetune_kit.storage.run_dir import RunDir
 from finetune_kit.training import setup
 from finetune_kit.training.evaluation import evaluate_model, report_from_values, save_report
@@ -90,11 +93,29 @@ class Evaluator:
         self.run_dir: RunDir | None = None
         self.loaders: Loaders | None = None  # made by fit(), or by the first evaluation
         self.ema: ModelEma | None = None
+        self.thread_plan: ThreadPlan | None = None  # chosen when the first run or test starts
 
     @property
     def is_main(self) -> bool:
         """Whether this process writes files (rank 0 under DDP; always in a single process)."""
         return self.dist.is_main
+
+    def cpu_threads(self) -> contextlib.AbstractContextManager:
+        """torch's CPU threads for a block of work (``train.threads``), restored after it.
+
+        The count is chosen once per Trainer/Evaluator (see
+        :func:`~finetune_kit.runtime.threads.plan_threads`) and, on the CPU, printed in one
+        line with the precision when progress is shown.
+        """
+        if self.thread_plan is None:
+            self.thread_plan = plan_threads(self.config.train.threads)
+            train = self.config.train
+            if self.device.type == "cpu" and train.progress and train.verbosity > 0 and self.is_main:
+                auto = " (auto)" if self.precision.requested == "auto" else ""
+                print(
+                    f"{self.thread_plan.describe()}; precision {self.precision.name}{auto}", file=sys.stderr
+                )
+        return use_threads(self.thread_plan.threads)
 
     def _prepare_model_and_loaders(self) -> None:
         """Move the model to the device (channels_last on CUDA by default) and make the loaders."""
@@ -134,7 +155,8 @@ class Evaluator:
             raise ConfigError(
                 f"evaluate(split={split!r}): use 'val' or 'test' (and a val_fraction > 0 for 'val')."
             )
-        values = self._evaluate_loader(loader)
+        with self.cpu_threads():
+            values = self._evaluate_loader(loader)
         return {k: v for k, v in values.items() if isinstance(v, (int, float))}
 
     def test(self, *, save: bool = True, print_report: bool = True) -> ClassificationReport:
@@ -152,7 +174,8 @@ class Evaluator:
                 f"Dataset {self.data.name!r} has no test split; pass test=(images, "
                 "labels) to create_datasets, or use evaluate('val')."
             )
-        values = self._evaluate_loader(self.loaders.test)
+        with self.cpu_threads():
+            values = self._evaluate_loader(self.loaders.test)
         report = report_from_values(values, self.data.class_names)
         if save and self.run_dir is not None and self.is_main:
             save_report(report, self.run_dir)
@@ -186,7 +209,7 @@ class Evaluator:
             torch.Size([2, 3])
         """
         self._ensure_ready()
-        size = batch_size or self.config.loader.eval_batch_size or self.config.loader.batch_size
+        size = batch_size or setup.eval_batch_size(self.config.loader)
         return predict(
             self.eval_model, images, meta=self.data.meta(), device=self.device, top_k=top_k, batch_size=size
         )

@@ -34,7 +34,7 @@ from finetune_kit.callbacks import (
     plots_available,
 )
 from finetune_kit.config import SECTIONS, TRAINER_SECTIONS, RunConfig, route_options, save_config
-from finetune_kit.config.sections import FinetuneConfig, OptimConfig
+from finetune_kit.config.sections import FinetuneConfig, LoaderConfig, OptimConfig
 from finetune_kit.data import DataBundle, make_loaders
 from finetune_kit.data.loaders import Loaders
 from finetune_kit.data.mixing import MixupCutmix
@@ -58,6 +58,7 @@ __all__ = [
     "check_epochs",
     "check_metrics",
     "default_callbacks",
+    "eval_batch_size",
     "place_model",
     "probe_model",
     "resolve_plan",
@@ -99,8 +100,15 @@ def resolve_plan(model: nn.Module, finetune: FinetuneConfig) -> FreezePlan:
     train); a model with nothing frozen trains fully.
 
     Raises:
-        ConfigError: a module has some parameters frozen and others not (not expressible).
+        ConfigError: a module has some parameters frozen and others not (not expressible), or
+            strategy options are given without a strategy.
     """
+    if finetune.strategy is None and finetune.options:
+        raise ConfigError(
+            f"Strategy options {dict(finetune.options)} are given but no strategy takes them; "
+            "set the strategy they belong to (e.g. strategy='freeze_first', options={'n': 2}; "
+            "--set finetune.strategy=freeze_first), or remove the options."
+        )
     if finetune.strategy is not None:
         return apply_strategy(model, finetune.strategy, bn_policy=finetune.bn_policy, **finetune.options)
     plan = current_plan(model)
@@ -257,11 +265,24 @@ def build_loaders(
         augment=cfg.augment,
         seed=config.train.seed,
         num_workers=cfg.num_workers,
-        eval_batch_size=cfg.eval_batch_size,
+        eval_batch_size=eval_batch_size(cfg),
         channels_last=channels_last,
         rank=dist.rank,
         world_size=dist.world_size,
     )
+
+
+def eval_batch_size(loader: LoaderConfig) -> int:
+    """The validation/test batch: ``eval_batch_size``, or twice the training batch.
+
+    Evaluation keeps no activations for a backward pass, so a larger batch fits in the same
+    memory and makes fewer, larger (faster) steps.
+
+    Example:
+        >>> eval_batch_size(LoaderConfig(batch_size=128)), eval_batch_size(LoaderConfig(eval_batch_size=1000))
+        (256, 1000)
+    """
+    return loader.eval_batch_size or 2 * loader.batch_size
 
 
 def build_mixer(optim: OptimConfig, num_classes: int) -> MixupCutmix | None:

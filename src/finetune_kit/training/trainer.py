@@ -252,15 +252,16 @@ class Trainer(Evaluator):
                     file=sys.stderr,
                 )
             return self.history
-        self.callbacks.fire("fit_start", self)
-        with StopOnSignal(self), self.run_dir.held():  # one writer per run directory
-            try:
-                self._run_epochs()
-            except BaseException as exc:
-                self.state.exception = exc
-                self.callbacks.fire("exception", self)
-                raise
-        self.callbacks.fire("fit_end", self)
+        with self.cpu_threads():  # train.threads, announced before the progress bars start
+            self.callbacks.fire("fit_start", self)
+            with StopOnSignal(self), self.run_dir.held():  # one writer per run directory
+                try:
+                    self._run_epochs()
+                except BaseException as exc:
+                    self.state.exception = exc
+                    self.callbacks.fire("exception", self)
+                    raise
+            self.callbacks.fire("fit_end", self)
         self.history.stop_reason = self.state.stop_reason
         return self.history
 

@@ -94,15 +94,18 @@ def _base_value(base: RunConfig, key: str) -> Any:
     return getattr(getattr(base, section), name)
 
 
-def _names(base: RunConfig, space: SearchSpace, key: str) -> tuple[Any, ...]:
-    """The values ``key`` may take in a trial (an unset key, such as the default strategy, is
-    the library's own choice and has nothing to check)."""
+def _values(base: RunConfig, space: SearchSpace, key: str) -> tuple[Any, ...]:
+    """The values ``key`` may take in a trial (None: unset)."""
     param = _tuned(space, key)
     if param is None:
-        values: tuple[Any, ...] = (_base_value(base, key),)
-    else:
-        values = tuple(param.choices if param.choices is not None else param.candidates())
-    return tuple(v for v in values if v is not None)
+        return (_base_value(base, key),)
+    return tuple(param.choices if param.choices is not None else param.candidates())
+
+
+def _names(base: RunConfig, space: SearchSpace, key: str) -> tuple[Any, ...]:
+    """The names ``key`` may take in a trial (an unset key, such as the default strategy, is
+    the library's own choice and has nothing to check)."""
+    return tuple(v for v in _values(base, space, key) if v is not None)
 
 
 def _check_names(base: RunConfig, space: SearchSpace) -> None:
@@ -123,6 +126,12 @@ def _check_options(base: RunConfig, space: SearchSpace) -> None:
         registry = NAMED_KEYS[owner]
         fixed = dict(_base_value(base, table))
         searched = [p for p in space.params if p.key.startswith(table + ".")]
+        if (fixed or searched) and None in _values(base, space, owner):
+            given = sorted({*fixed, *(p.key.split(".", 2)[2] for p in searched)})
+            raise ConfigError(
+                f"[tune] {table} {given} may be given to a trial whose {owner} is unset; options "
+                f"belong to a {owner}. Set {owner} (or search it), or remove the options."
+            )
         for name in _names(base, space, owner):
             given = [p for p in searched if _may_reach(p, owner, name)]
             options = fixed | {p.key.split(".", 2)[2]: p.candidates()[0] for p in given}

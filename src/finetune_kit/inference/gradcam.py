@@ -35,7 +35,7 @@ from finetune_kit.analysis import denormalize, plot_images
 from finetune_kit.data import eval_transform_from_meta
 from finetune_kit.errors import ConfigError, OutputDirError, ShapeError
 from finetune_kit.inference.load import LoadedModel
-from finetune_kit.inference.predict import ImageInput, _batches, _check_files, _paths, _resolve_model
+from finetune_kit.inference.torch_predict import ImageInput, _batches, _paths, _resolve_model, check_files
 from finetune_kit.models import model_stages, unwrap_model
 from finetune_kit.runtime import eval_mode
 
@@ -166,7 +166,7 @@ def _model_inputs(
         return model_or_path, [x[i : i + batch_size].to(where) for i in range(0, x.shape[0], batch_size)]
     paths = _paths(images)
     if paths is not None:
-        _check_files(paths)
+        check_files(paths)
     model, meta, device = _resolve_model(model_or_path, meta, device)
     chunks, _, _ = _batches(images, meta, batch_size)
     transform = eval_transform_from_meta(meta, device=device)

@@ -15,7 +15,7 @@ from torch import nn
 import finetune_kit as fk
 from finetune_kit.cli import main
 from finetune_kit.errors import ConfigError, OutputDirError, ShapeError
-from finetune_kit.inference.explain import explain, explanation_paths, find_target_layer
+from finetune_kit.inference.gradcam import explain, explanation_paths, find_target_layer
 from finetune_kit.models import MODELS, model_info
 
 
