@@ -417,7 +417,9 @@ def tuning(out: Out, smoke: bool) -> list[Path]:
         command = [sys.executable, str(ROOT / "examples" / "tune_transfer.py"), "--out", tmp]
         command += ["--smoke"] if smoke else ["--threads", "1", "--pruners", "none"]
         subprocess.run(command, check=True)
-        found = sorted(Path(tmp).glob("**/optimization_history.png"), key=lambda p: "no_pruning" not in str(p))
+        found = sorted(
+            Path(tmp).glob("**/optimization_history.png"), key=lambda p: "no_pruning" not in str(p)
+        )
         target = out.path(DOCS / "tutorials" / "tuning_history.png")
         shutil.copyfile(found[0], target)
         return [target]
@@ -437,6 +439,23 @@ STEPS: dict[str, Callable[[Out, bool], list[Path]]] = {
 }
 
 
+MAX_BYTES = 140_000
+
+
+def shrink(path: Path) -> None:
+    """Re-save a PNG over :data:`MAX_BYTES` with a 256-colour palette (the library draws some
+    figures, e.g. the worst-images grid, at a resolution meant for a run directory)."""
+    if path.suffix != ".png" or path.stat().st_size <= MAX_BYTES:
+        return
+    from PIL import Image
+
+    with Image.open(path) as image:
+        small = image.convert("RGB").quantize(
+            colors=256, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE
+        )
+    small.save(path, optimize=True)
+
+
 def main(argv: list[str] | None = None) -> list[Path]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", nargs="+", choices=list(STEPS), help="run only these steps")
@@ -452,6 +471,8 @@ def main(argv: list[str] | None = None) -> list[Path]:
     for name in args.only or list(STEPS):
         start = time.perf_counter()
         paths = STEPS[name](out, args.smoke)
+        for path in paths:
+            shrink(path)
         written += paths
         print(f"{name}: {len(paths)} files in {time.perf_counter() - start:.0f} s")
     return written
