@@ -17,6 +17,8 @@ transfer       the transfer experiment's measured test accuracies, from
                ``data/transfer_experiment.json`` (``transfer.png``)
 loaders        the loader throughput measured in the data guide, from
                ``data/loader_throughput.json`` (``loaders.png``)
+cpu_settings   the CPU step times of the performance guide, from ``data/cpu_settings.json``
+               (``cpu_settings.png``)
 scratch        the scratch convolution's errors against PyTorch (``finetune_kit.scratch``
                verify report, float32 and float64, ResNet-18 converted), ``scratch_errors.png``
                and ``data/scratch_verify.json``
@@ -279,6 +281,31 @@ def loaders(out: Out, smoke: bool) -> list[Path]:
     return [target]
 
 
+def cpu_settings(out: Out, smoke: bool) -> list[Path]:
+    """Speed-up of each CPU setting over NCHW float32, per model (data file beside this script)."""
+    plt = _plt()
+    data = json.loads((DATA / "cpu_settings.json").read_text())
+    settings, rows = data["settings"], data["rows"]
+    fig, ax = plt.subplots(figsize=(9, 3.0), dpi=90, layout="constrained")
+    height = 0.8 / len(settings)
+    for k, setting in enumerate(settings):
+        ys = [r + k * height for r in range(len(rows))]
+        speedups = [row["ms"][0] / row["ms"][k] for row in rows]
+        ax.barh(ys, speedups, height=height, label=setting)
+        for y, row, speedup in zip(ys, rows, speedups, strict=True):
+            ax.text(speedup + 0.03, y, f"{row['ms'][k]:g} ms", va="center", fontsize=6.5)
+    ax.axvline(1.0, color="k", lw=0.6)
+    ax.set_yticks([r + 1.5 * height for r in range(len(rows))], [row["model"] for row in rows], fontsize=8)
+    ax.invert_yaxis()
+    ax.set_xlim(0, 3.4)
+    ax.set_xlabel("speed-up of a training step over NCHW float32 (CPU time, batch 256, 1 thread)", fontsize=8)
+    ax.legend(fontsize=6.5, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    target = out.path(DOCS / "_static" / "figures" / "cpu_settings.png")
+    fig.savefig(target)
+    plt.close(fig)
+    return [target]
+
+
 def scratch(out: Out, smoke: bool) -> list[Path]:
     """The verify report of the scratch convolution, float32 and float64, drawn as errors."""
     from finetune_kit.scratch import ConvConfig, verify_conv
@@ -431,6 +458,7 @@ STEPS: dict[str, Callable[[Out, bool], list[Path]]] = {
     "freezing": freezing,
     "transfer": transfer,
     "loaders": loaders,
+    "cpu_settings": cpu_settings,
     "scratch": scratch,
     "tutorial_runs": tutorial_runs,
     "tutorials": tutorials,
