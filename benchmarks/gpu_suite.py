@@ -55,7 +55,7 @@ SIZES: dict[str, dict[str, Any]] = {
     },
     "smoke": {
         "throughput": [
-            *("--models", "lenet_16", "--batch-size", "8", "--seed-batch-size", "8"),
+            *("--models", "lenet_16", "--batch-size", "8", "--plain-batch-size", "8"),
             *("--batches", "2", "--warmup", "1"),
         ],
         "tta": [

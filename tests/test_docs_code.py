@@ -46,6 +46,17 @@ SETUP = {
             Image.fromarray(data.test.images[0, 0].numpy()).save(name)
         images = data.test.images[:4]
     """,
+    "deploy.md": """
+        from PIL import Image
+        data = fk.create_datasets("fashion_mnist")
+        model = fk.create_model("convnet", num_classes=10, in_channels=1)
+        fk.Trainer(model, data, epochs=1, verbosity=0, output_dir="runs/fmnist").fit()
+        for name in ("shoe.png", "bag.jpg"):
+            Image.fromarray(data.test.images[0, 0].numpy()).save(name)
+        images = data.test.images[:4].numpy()                      # uint8 (N, C, H, W)
+        mean, std = data.mean[0], data.std[0]
+        batch = ((data.test.images[:4].float() / 255 - mean) / std).numpy()   # the graph's input
+    """,
     "freezing.md": """
         data = fk.create_datasets("cifar10")
         model = fk.create_model("resnet18", num_classes=10, small_input=True)
