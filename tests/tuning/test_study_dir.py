@@ -39,3 +39,33 @@ def test_another_study_or_other_files_are_refused(tmp_path):
     (tmp_path / "file").write_text("")
     with pytest.raises(OutputDirError, match="is a file"):
         claim(tmp_path / "file", "demo", "sqlite:///a.db")
+
+
+def test_a_worker_writing_the_owner_file_does_not_make_the_directory_foreign(tmp_path):
+    folder = tmp_path / "study"
+    folder.mkdir()
+    (folder / ".study.json.x1y2.tmp").write_text("{}")  # another worker, mid-write
+    claim(folder, "demo", None)
+    assert json.loads((folder / "study.json").read_text())["study_name"] == "demo"
+
+
+def test_of_two_studies_claiming_at_once_the_second_is_refused(tmp_path, monkeypatch):
+    import finetune_kit.tuning.study_dir as study_dir
+
+    folder = tmp_path / "study"
+    checks = []
+    real_check = study_dir.check_claim
+
+    def racing_check(path, name, storage):
+        checks.append(name)
+        if len(checks) == 1:  # the other study creates its file right after this check
+            real_check(path, name, storage)
+            folder.mkdir()
+            (folder / "study.json").write_text(json.dumps({"study_name": "other", "storage": "study.db"}))
+            return None
+        return real_check(path, name, storage)
+
+    monkeypatch.setattr(study_dir, "check_claim", racing_check)
+    with pytest.raises(OutputDirError, match="holds the study 'other'"):
+        study_dir.claim(folder, "demo", None)
+    assert json.loads((folder / "study.json").read_text())["study_name"] == "other"

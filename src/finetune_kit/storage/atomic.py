@@ -63,6 +63,41 @@ def atomic_write_text(path: str | Path, text: str) -> None:
     atomic_write_bytes(path, lambda handle: handle.write(data))
 
 
+def atomic_create_text(path: str | Path, text: str) -> bool:
+    """Create ``path`` with ``text`` unless it exists: of several processes that try at once,
+    exactly one creates it, and every reader sees the whole file or none.
+
+    Returns:
+        True when this call created the file, False when it existed already (it is unchanged).
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> path = pathlib.Path(tempfile.mkdtemp()) / "owner.json"
+        >>> atomic_create_text(path, "first"), atomic_create_text(path, "second"), path.read_text()
+        (True, False, 'first')
+    """
+    path = Path(path)
+    tmp = _write_temp(path, text.encode("utf-8"))
+    try:
+        os.link(tmp, path)  # unlike rename, a link never replaces an existing file
+    except FileExistsError:
+        return False
+    finally:
+        tmp.unlink(missing_ok=True)
+    _fsync_dir(path.parent)
+    return True
+
+
+def is_temp_of(name: str, target: str) -> bool:
+    """Whether file ``name`` is a temp file of an atomic write of ``target`` (same directory).
+
+    Example:
+        >>> is_temp_of(".study.json.k2j4.tmp", "study.json"), is_temp_of("notes.txt", "study.json")
+        (True, False)
+    """
+    return name.startswith(f".{target}.") and name.endswith(".tmp")
+
+
 def _write_temp(path: Path, data: bytes) -> Path:
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     tmp = Path(tmp_name)

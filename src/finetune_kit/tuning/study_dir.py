@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from finetune_kit.errors import OutputDirError
-from finetune_kit.storage import atomic_write_text
+from finetune_kit.storage.atomic import atomic_create_text, is_temp_of
 from finetune_kit.tuning.best import best_config, write_best_toml
 from finetune_kit.tuning.leaderboard import leaderboard, table, write_csv
 from finetune_kit.tuning.plots import write_plots
@@ -64,7 +64,10 @@ def check_claim(study_dir: Path, name: str, storage: str | None) -> None:
     if study_dir.exists() and not study_dir.is_dir():
         raise OutputDirError(f"Study directory {study_dir} is a file; choose another --output-dir.")
     if study_dir.is_dir():
-        foreign = sorted(p.name for p in study_dir.iterdir() if p.name not in _OURS)
+        # Another worker may be creating study.json right now: its temp file is a study's too.
+        foreign = sorted(
+            p.name for p in study_dir.iterdir() if p.name not in _OURS and not is_temp_of(p.name, OWNER_FILE)
+        )
         if foreign:
             raise OutputDirError(
                 f"{study_dir} is not empty and holds no study ({', '.join(foreign[:3])}...): choose "
@@ -85,10 +88,13 @@ def claim(study_dir: Path, name: str, storage: str | None) -> None:
     check_claim(study_dir, name, storage)
     try:
         study_dir.mkdir(parents=True, exist_ok=True)
-        if not (study_dir / OWNER_FILE).is_file():
-            atomic_write_text(study_dir / OWNER_FILE, json.dumps(_owner(name, storage), indent=2) + "\n")
+        created = atomic_create_text(
+            study_dir / OWNER_FILE, json.dumps(_owner(name, storage), indent=2) + "\n"
+        )
     except OSError as exc:
         raise OutputDirError(f"Cannot write to {study_dir}: {exc.strerror or exc}.") from None
+    if not created:  # another worker claimed it between the check and now: the same study?
+        check_claim(study_dir, name, storage)
 
 
 def _owner(name: str, storage: str | None) -> dict[str, str]:
