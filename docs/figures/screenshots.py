@@ -36,11 +36,11 @@ def shoot(url: str, path: Path, height: int = HEIGHT) -> None:
     subprocess.run(command, check=True, capture_output=True, timeout=120)
 
 
-def top_of(page: Path, anchor: str) -> int:
-    """The y of the element ``anchor`` in ``page``, read back from the rendered DOM."""
+def top_of(page: Path, section: str) -> int:
+    """The y of the element with id ``section`` in ``page``, read back from the rendered DOM."""
     script = (
         '<script>window.addEventListener("load",()=>{document.body.setAttribute("data-y",'
-        f'String(document.getElementById("{anchor}").getBoundingClientRect().top+window.scrollY));}});</script>'
+        f'String(document.getElementById("{section}").getBoundingClientRect().top+window.scrollY));}});</script>'
     )
     probe = page.with_name(f"_probe_{page.name}")
     probe.write_text(
@@ -71,14 +71,14 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("site", type=Path, help="the built HTML site")
     parser.add_argument("--tutorial", default="fashion_mnist_convnet", help="the tutorial to show")
-    parser.add_argument("--anchor", default="results-measured", help="the section of it to show")
+    parser.add_argument("--section", default="results-measured", help="the id of the section to show")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
         landing = Path(tmp) / "landing.png"
         shoot((args.site / "index.html").resolve().as_uri(), landing)
         save(Image.open(landing), OUT / "landing.png")
         page = (args.site / "tutorials" / f"{args.tutorial}.html").resolve()
-        top = max(0, top_of(page, args.anchor) - 30)
+        top = max(0, top_of(page, args.section) - 30)
         tall = Path(tmp) / "tall.png"
         shoot(page.as_uri(), tall, height=top + 1600)
         save(
