@@ -31,6 +31,8 @@ napoleon_numpy_docstring = False
 # No network at build time: intersphinx inventories are not fetched.
 intersphinx_mapping: dict = {}
 nitpicky = False
+# Curly quotes and ellipses, but no dash replacement: "--set" in the CLI reference stays "--set".
+smartquotes_action = "qe"
 
 html_theme = "furo"
 html_title = f"finetune_kit {release}"
