@@ -12,7 +12,7 @@ in float32 with TF32 off, and prints the best milliseconds, their ratio, and a t
 whole network (each shape weighted by how often ResNet-18 uses it).
 
 Usage:
-    python benchmarks/conv_benchmark.py --device cuda               # batch 128, the target
+    python benchmarks/conv_benchmark.py --device cuda               # batch 128, the size to compare at
     python benchmarks/conv_benchmark.py --device cpu --batch 8 --repeats 5  # a small CPU
 """
 

@@ -21,7 +21,7 @@ same thread count (``--threads``, default: the library's ``auto`` policy, decide
 
 On a shared machine wall-clock seconds are inflated by other jobs; the ratio of interleaved
 runs and the CPU-time figures hold up better (CPU time still grows when the caches and memory
-bandwidth are shared). The target: library / hand <= 1.05.
+bandwidth are shared). The goal: library / hand <= 1.05.
 
 Run::
 

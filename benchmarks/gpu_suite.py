@@ -5,9 +5,9 @@ fails:
 
 1. **throughput** -- images/s of (a) the plain PIL/DataLoader loop, (b) the hand-tuned loop
    and (c) ``fk.Trainer``, for ResNet-18 at 32 and 224 and ResNet-50 at 224 (``throughput.py``
-   at its GPU sizes: batch 512, bf16, 50 timed steps); targets c/b >= 0.97, c/a >= 15;
+   at its GPU sizes: batch 512, bf16, 50 timed steps); goals c/b >= 0.97, c/a >= 15;
 2. **time to 94%** -- real Fashion-MNIST, the fast GPU recipe
-   ``examples/configs/fashion_mnist_fast.toml`` (``time_to_accuracy.py``); target <= 10 s;
+   ``examples/configs/fashion_mnist_fast.toml`` (``time_to_accuracy.py``); goal <= 10 s;
 3. **scratch conv vs cuDNN** -- forward+backward of every ResNet-18 conv shape at 224, batch
    128, float32, TF32 off (``conv_benchmark.py``), and ``finetune_kit.scratch.verify_conv``
    against cuDNN (the default configurations and a converted ResNet-18);
@@ -55,7 +55,7 @@ SIZES: dict[str, dict[str, Any]] = {
     },
     "smoke": {
         "throughput": [
-            *("--models", "lenet_16", "--batch-size", "8", "--seed-batch-size", "8"),
+            *("--models", "lenet_16", "--batch-size", "8", "--plain-batch-size", "8"),
             *("--batches", "2", "--warmup", "1"),
         ],
         "tta": [
@@ -118,7 +118,7 @@ def step_time_to_accuracy(
     reached = result["reached"]
     line = (
         f"Reached {result['threshold']:.1%} at epoch {reached['epoch']} after {reached['fit_s']:.2f} s "
-        "of fit() (target: <= 10 s)."
+        "of fit() (goal: <= 10 s)."
         if reached
         else f"Did not reach {result['threshold']:.1%}."
     )

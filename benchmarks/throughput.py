@@ -1,10 +1,10 @@
-"""Training throughput (images/s): the seeds' loop, a hand-written fast loop and the Trainer.
+"""Training throughput (images/s): a plain PyTorch loop, a hand-written fast loop and the Trainer.
 
 For each model, in one run and on the same synthetic uint8 data of CIFAR shape (3x32x32; the
 ``convnet_28`` case uses Fashion-MNIST's 1x28x28), three loops train and are timed over
 ``--batches`` optimizer steps after ``--warmup`` untimed ones:
 
-(a) **seeds** -- the loop of the seed scripts: a dataset yielding PIL images,
+(a) **plain** -- a plain PyTorch loop as most tutorials write it: a dataset yielding PIL images,
     ``transforms.Compose([RandomCrop(32, padding=4), RandomHorizontalFlip(), (Resize(224),)
     ToTensor(), Normalize(...)])``, ``DataLoader(batch_size=128, shuffle=True)`` with its
     defaults (no workers), fp32, ``loss.item()`` every batch;
@@ -19,7 +19,7 @@ For each model, in one run and on the same synthetic uint8 data of CIFAR shape (
 
 The loops run one after the other in this order (a, b, c); ``benchmarks/trainer_overhead.py``
 interleaves repeated runs of (b) and (c) for a tighter overhead figure. It prints a Markdown
-table with images/s and peak memory, then the ratios c/a and c/b per model (the targets, on
+table with images/s and peak memory, then the ratios c/a and c/b per model (the goals, on
 one H100 for ``resnet18_32``: c/b >= 0.97 and c/a >= 15).
 
 Run::
@@ -78,22 +78,22 @@ SCALES: dict[str, dict[str, Any]] = {
     "gpu": {
         "models": ["resnet18_32", "resnet18_224", "resnet50_224"],
         "batch_size": 512,
-        "seed_batch_size": 128,
+        "plain_batch_size": 128,
         "batches": 50,
         "warmup": 10,
     },
     "cpu": {
         "models": ["convnet_28", "resnet18_32"],
         "batch_size": 32,
-        "seed_batch_size": 32,
+        "plain_batch_size": 32,
         "batches": 4,
         "warmup": 1,
     },
 }
-LOOPS = ("seeds", "hand", "trainer")
+LOOPS = ("plain", "hand", "trainer")
 
 
-# ---------------------------------------------------------------------------- (a) seeds
+# ---------------------------------------------------------------------------- (a) plain
 class PILDataset(Dataset):
     """A torchvision-style dataset: uint8 images handed out one by one as PIL images."""
 
@@ -111,8 +111,8 @@ class PILDataset(Dataset):
         return self.transform(image), self.targets[i]
 
 
-def seed_transform(bundle: fk.DataBundle) -> Any:
-    """The seed scripts' per-sample PIL pipeline for the bundle's preset."""
+def plain_transform(bundle: fk.DataBundle) -> Any:
+    """The plain loop's per-sample PIL pipeline for the bundle's preset."""
     from torchvision import transforms as T
 
     size = bundle.image_size[0]
@@ -126,7 +126,7 @@ def seed_transform(bundle: fk.DataBundle) -> Any:
     return T.Compose(ops)
 
 
-def seeds_loop(
+def plain_loop(
     case: ModelCase,
     bundle: fk.DataBundle,
     device: torch.device,
@@ -135,10 +135,10 @@ def seeds_loop(
     warmup: int,
     batches: int,
 ) -> float:
-    """Images/s of the seeds' loop: PIL transforms, DataLoader defaults, fp32, ``.item()``."""
-    torch.backends.cudnn.benchmark = False  # torch's default, which the seed scripts keep
+    """Images/s of the plain PyTorch loop: PIL transforms, DataLoader defaults, fp32, ``.item()``."""
+    torch.backends.cudnn.benchmark = False  # torch's default, which the plain loop keeps
     model = build_model(case).to(device).train()
-    data = PILDataset(bundle.train.images, bundle.train.targets, seed_transform(bundle))
+    data = PILDataset(bundle.train.images, bundle.train.targets, plain_transform(bundle))
     loader = DataLoader(data, batch_size=batch_size, shuffle=True)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9, weight_decay=5e-4)
     criterion = nn.CrossEntropyLoss()
@@ -292,7 +292,7 @@ def run_model(
     device: torch.device,
     *,
     batch_size: int,
-    seed_batch_size: int,
+    plain_batch_size: int,
     warmup: int,
     batches: int,
     precision: str,
@@ -307,18 +307,18 @@ def run_model(
         ``syncs`` (host syncs in the window with ``sync_debug``, else -1).
     """
     case = MODEL_CASES[key]
-    n = max(batch_size, seed_batch_size) * (warmup + 2 * batches)
+    n = max(batch_size, plain_batch_size) * (warmup + 2 * batches)
     bundle = synthetic_bundle(case, n)
     rows = []
     for loop in loops:
         free_memory(device)
         reset_peak_memory(device)
-        if loop == "seeds":
+        if loop == "plain":
             rate, syncs = (
-                seeds_loop(case, bundle, device, batch_size=seed_batch_size, warmup=warmup, batches=batches),
+                plain_loop(case, bundle, device, batch_size=plain_batch_size, warmup=warmup, batches=batches),
                 -1,
             )
-            batch, prec = seed_batch_size, "32"
+            batch, prec = plain_batch_size, "32"
         else:
             run = hand_loop if loop == "hand" else trainer_loop
             rate, syncs = run(
@@ -349,10 +349,10 @@ def run_model(
 
 
 def ratios(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Per model: trainer / seeds (c/a) and trainer / hand (c/b).
+    """Per model: trainer / plain (c/a) and trainer / hand (c/b).
 
     Example:
-        >>> ratios([{"model": "m", "loop": "seeds", "img_s": 1.0},
+        >>> ratios([{"model": "m", "loop": "plain", "img_s": 1.0},
         ...         {"model": "m", "loop": "trainer", "img_s": 15.0}])
         [{'model': 'm', 'c/a': 15.0, 'c/b': nan}]
     """
@@ -363,7 +363,7 @@ def ratios(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
         out.append(
             {
                 "model": model,
-                "c/a": rate.get("trainer", nan) / rate.get("seeds", nan),
+                "c/a": rate.get("trainer", nan) / rate.get("plain", nan),
                 "c/b": rate.get("trainer", nan) / rate.get("hand", nan),
             }
         )
@@ -383,7 +383,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--models", nargs="+", choices=list(MODEL_CASES), default=None)
     p.add_argument("--loops", nargs="+", choices=LOOPS, default=list(LOOPS))
     p.add_argument("--batch-size", type=int, default=None, help="batch of (b) and (c)")
-    p.add_argument("--seed-batch-size", type=int, default=None, help="batch of (a)")
+    p.add_argument("--plain-batch-size", type=int, default=None, help="batch of (a)")
     p.add_argument("--batches", type=int, default=None, help="timed steps per loop")
     p.add_argument("--warmup", type=int, default=None, help="untimed steps first")
     p.add_argument("--precision", default="auto", help="auto (bf16-mixed on CUDA, else 32)")
@@ -415,7 +415,7 @@ def _run(args: argparse.Namespace) -> dict[str, Any]:
             key,
             device,
             batch_size=sizes["batch_size"],
-            seed_batch_size=sizes["seed_batch_size"],
+            plain_batch_size=sizes["plain_batch_size"],
             warmup=sizes["warmup"],
             batches=sizes["batches"],
             precision=precision,

@@ -23,7 +23,7 @@ a machine that slows down during the run does not favour either):
 
 The hand-written loop itself (:class:`HandLoop`, with its device-side crop and flip) is defined
 here; ``throughput.py`` uses it as its loop (b). Overhead = 1 - median(Trainer / hand) of the
-paired repeats. The target: <= 5% on the CPU.
+paired repeats. The goal: <= 5% on the CPU.
 A shared, loaded machine makes single figures noisy: read the median and the spread.
 
 Run::
@@ -431,7 +431,7 @@ def _run(args: argparse.Namespace) -> dict[str, Any]:
     )
     print(
         f"\nTrainer overhead, steady-state steps: {step_overhead:+.1%} (median of "
-        f"{args.repeats} paired repeats; target <= 5%)"
+        f"{args.repeats} paired repeats; goal <= 5%)"
     )
     print(f"Trainer overhead, steady-state steps in process CPU time: {cpu_overhead:+.1%}")
     print(f"Trainer overhead, whole run (set-up, run files, checkpoint): {run_overhead:+.1%}")

@@ -140,7 +140,7 @@ def test_throughput_runs_all_three_loops(bench, tmp_path, capsys):
             "lenet_16",
             "--batch-size",
             "8",
-            "--seed-batch-size",
+            "--plain-batch-size",
             "8",
             "--batches",
             "2",
@@ -151,7 +151,7 @@ def test_throughput_runs_all_three_loops(bench, tmp_path, capsys):
         ]
     )
     rows = result["results"]
-    assert [r["loop"] for r in rows] == ["seeds", "hand", "trainer"]
+    assert [r["loop"] for r in rows] == ["plain", "hand", "trainer"]
     assert all(r["img_s"] > 0 and math.isfinite(r["img_s"]) for r in rows)
     assert result["ratios"][0]["c/a"] > 0 and result["ratios"][0]["c/b"] > 0
     assert json.loads(out.read_text())["ratios"][0]["model"] == "lenet_16"
@@ -242,7 +242,7 @@ def test_throughput_on_cuda_counts_host_syncs(bench):
             "resnet9_32",
             "--batch-size",
             "64",
-            "--seed-batch-size",
+            "--plain-batch-size",
             "64",
             "--batches",
             "20",
@@ -252,7 +252,7 @@ def test_throughput_on_cuda_counts_host_syncs(bench):
         ]
     )
     rows = {r["loop"]: r for r in result["results"]}
-    assert all(r["precision"] == "bf16-mixed" for r in rows.values() if r["loop"] != "seeds")
+    assert all(r["precision"] == "bf16-mixed" for r in rows.values() if r["loop"] != "plain")
     assert 0 <= rows["hand"]["syncs"] <= 1  # at most its once-per-epoch randperm waits
 
 

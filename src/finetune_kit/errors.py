@@ -42,8 +42,11 @@ class ConfigError(FinetuneKitError, ValueError):
     """A configuration value, key or argument is invalid (wrong type, out of range, misspelt).
 
     Example:
-        >>> isinstance(ConfigError("epochs must be >= 1"), ValueError)
-        True
+        >>> from finetune_kit.config import RunConfig
+        >>> RunConfig.from_dict({"train": {"epochs": 0}})
+        Traceback (most recent call last):
+        ...
+        finetune_kit.errors.ConfigError: train.epochs must be >= 1, got 0.
     """
 
 
@@ -64,8 +67,13 @@ class DataError(FinetuneKitError):
     """A dataset could not be found, read or validated (missing file, bad format, bad labels).
 
     Example:
-        >>> issubclass(DataError, FinetuneKitError)
-        True
+        >>> import torch, finetune_kit as fk
+        >>> images, labels = torch.zeros(4, 1, 8, 8, dtype=torch.uint8), torch.tensor([0, 1, 2, 1])
+        >>> fk.create_datasets("tensors", train=(images, labels), class_names=["a", "b"])
+        ... # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        finetune_kit.errors.DataError: the train tensors: label 2 is outside [0, 2) for 2 classes. ...
     """
 
 
@@ -86,8 +94,12 @@ class ShapeError(FinetuneKitError, ValueError):
     """Tensor or model shapes do not fit together (channels, classes, image size).
 
     Example:
-        >>> isinstance(ShapeError("3 channels expected"), ValueError)
-        True
+        >>> import torch, finetune_kit as fk
+        >>> lenet = fk.create_model("lenet", num_classes=2, in_channels=1)  # built for 32x32
+        >>> lenet(torch.zeros(1, 1, 28, 28))  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        finetune_kit.errors.ShapeError: lenet was built for 32x32 inputs and got 28x28 ...
     """
 
 
@@ -95,8 +107,12 @@ class DeviceError(FinetuneKitError):
     """The requested device or precision is not available on this machine.
 
     Example:
-        >>> issubclass(DeviceError, FinetuneKitError)
-        True
+        >>> import finetune_kit as fk
+        >>> data = fk.create_datasets("fake", train_size=16, test_size=4)
+        >>> fk.make_loaders(data, batch_size=4, device="tpu")
+        Traceback (most recent call last):
+        ...
+        finetune_kit.errors.DeviceError: Unknown device 'tpu'. Use 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'.
     """
 
 
@@ -113,8 +129,18 @@ class OutputDirError(FinetuneKitError):
     """The run directory cannot be used (exists already, not writable, escapes the run root).
 
     Example:
-        >>> issubclass(OutputDirError, FinetuneKitError)
-        True
+        >>> import tempfile, pathlib, finetune_kit as fk
+        >>> folder = pathlib.Path(tempfile.mkdtemp())
+        >>> _ = (folder / "notes.txt").write_text("mine")  # a folder that is not a run
+        >>> data = fk.create_datasets("fake", num_classes=2, in_channels=1, image_size=16,
+        ...                           train_size=16, test_size=4)
+        >>> net = fk.create_model("lenet", num_classes=2, in_channels=1, input_size=16)
+        >>> fk.Trainer(net, data, verbosity=0, output_dir=folder).fit()  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        finetune_kit.errors.OutputDirError: Run directory ... already exists and is not empty; ...
+        >>> (folder / "notes.txt").read_text()
+        'mine'
     """
 
 
@@ -122,6 +148,18 @@ class TrainingError(FinetuneKitError):
     """Training cannot go on (non-finite loss, diverged weights).
 
     Example:
-        >>> issubclass(TrainingError, FinetuneKitError)
-        True
+        >>> import tempfile, torch, finetune_kit as fk
+        >>> data = fk.create_datasets("fake", num_classes=2, in_channels=1, image_size=8,
+        ...                           train_size=16, test_size=4)
+        >>> class Diverged(torch.nn.Module):
+        ...     def __init__(self):
+        ...         super().__init__()
+        ...         self.fc = torch.nn.Linear(64, 2)
+        ...     def forward(self, x):
+        ...         return self.fc(x.flatten(1)) * float("inf")
+        >>> fk.Trainer(Diverged(), data, verbosity=0, output_dir=tempfile.mkdtemp()).fit()
+        ... # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        finetune_kit.errors.TrainingError: The mean training loss of epoch 1 is not finite. ...
     """

@@ -120,3 +120,14 @@ def test_cuda_batches(bundle, kind: str) -> None:
     xc, yc = next(cpu.train.iter_epoch(0))
     assert torch.equal(y.cpu(), yc)
     torch.testing.assert_close(x.cpu(), xc)
+
+
+def test_make_loaders_takes_device_names_and_refuses_a_missing_gpu(monkeypatch):
+    """``device="auto"`` resolves as everywhere else; a GPU that is not there is a DeviceError."""
+    from finetune_kit.errors import DeviceError
+
+    data = create_datasets("fake", train_size=16, test_size=4, in_channels=1, image_size=8, val_fraction=0)
+    assert make_loaders(data, batch_size=4, device="auto").train is not None
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(DeviceError, match="no CUDA GPU"):
+        make_loaders(data, batch_size=4, device="cuda")

@@ -1,8 +1,15 @@
 """The standard callbacks: early stopping, checkpoints, the NaN guard, the lr monitor, the timer.
 
 Example:
-    >>> EarlyStopping(monitor="val_accuracy", mode="max", patience=2).patience
-    2
+    >>> import tempfile, finetune_kit as fk
+    >>> data = fk.create_datasets("fake", num_classes=2, in_channels=1, image_size=16,
+    ...                           train_size=40, test_size=8)
+    >>> model = fk.create_model("lenet", num_classes=2, in_channels=1, input_size=16)
+    >>> stop = EarlyStopping("val_loss", patience=2, min_delta=0.01)
+    >>> history = fk.Trainer(model, data, epochs=20, lr=1e-9, callbacks=[stop], verbosity=0,
+    ...                      output_dir=tempfile.mkdtemp()).fit()
+    >>> len(history), history.stop_reason  # doctest: +ELLIPSIS
+    (3, 'early stopping: val_loss did not improve for 2 epochs (best ...)')
 """
 
 from __future__ import annotations
@@ -52,8 +59,16 @@ class EarlyStopping(Callback):
         min_delta: the smallest change that counts as an improvement.
 
     Example:
-        >>> EarlyStopping("val_accuracy", mode="max", patience=2).patience
-        2
+        >>> import tempfile, finetune_kit as fk
+        >>> data = fk.create_datasets("fake", num_classes=2, in_channels=1, image_size=16,
+        ...                           train_size=40, test_size=8)
+        >>> def net():
+        ...     return fk.create_model("lenet", num_classes=2, in_channels=1, input_size=16)
+        >>> stop = EarlyStopping("val_loss", patience=2, min_delta=0.01)  # lr too small to learn
+        >>> history = fk.Trainer(net(), data, epochs=20, lr=1e-9, callbacks=[stop], verbosity=0,
+        ...                      output_dir=tempfile.mkdtemp()).fit()
+        >>> len(history), history.stop_reason  # doctest: +ELLIPSIS
+        (3, 'early stopping: val_loss did not improve for 2 epochs (best ...)')
     """
 
     def __init__(
@@ -103,8 +118,17 @@ class ModelCheckpoint(Callback):
             epoch, so a killed run loses at most that many steps (``None``: epoch ends only).
 
     Example:
-        >>> ModelCheckpoint(monitor="val_accuracy", mode="max", save_top_k=2).save_top_k
-        2
+        >>> import tempfile, finetune_kit as fk
+        >>> data = fk.create_datasets("fake", num_classes=2, in_channels=1, image_size=16,
+        ...                           train_size=40, test_size=8)
+        >>> def net():
+        ...     return fk.create_model("lenet", num_classes=2, in_channels=1, input_size=16)
+        >>> run = tempfile.mkdtemp()
+        >>> keep_two = ModelCheckpoint(monitor="val_accuracy", mode="max", save_top_k=2)
+        >>> _ = fk.Trainer(net(), data, epochs=3, callbacks=[keep_two], verbosity=0, output_dir=run).fit()
+        >>> import pathlib
+        >>> sorted(p.name for p in pathlib.Path(run).glob("*.ckpt"))  # doctest: +ELLIPSIS
+        ['best.ckpt', 'epoch=...-val_accuracy=...ckpt', 'epoch=...-val_accuracy=...ckpt', 'last.ckpt']
     """
 
     def __init__(
@@ -183,8 +207,20 @@ class NaNGuard(Callback):
     one taken after the fault, since the error leaves the loop before the next save.
 
     Example:
-        >>> NaNGuard(check_every=10).check_every
-        10
+        >>> import tempfile, torch, finetune_kit as fk
+        >>> data = fk.create_datasets("fake", num_classes=2, in_channels=1, image_size=16,
+        ...                           train_size=40, test_size=8)
+        >>> class Broken(torch.nn.Module):  # its outputs are NaN: the loss is too
+        ...     def __init__(self):
+        ...         super().__init__()
+        ...         self.fc = torch.nn.Linear(256, 2)
+        ...     def forward(self, x):
+        ...         return self.fc(x.flatten(1)) * float("nan")
+        >>> fk.Trainer(Broken(), data, epochs=1, callbacks=[NaNGuard(check_every=1)], verbosity=0,
+        ...            output_dir=tempfile.mkdtemp()).fit()  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        finetune_kit.errors.TrainingError: The training loss became nan at epoch 0, batch 1 (step 1). ...
     """
 
     def __init__(self, check_every: int = 1) -> None:
@@ -212,8 +248,19 @@ class LearningRateMonitor(Callback):
     stages share a rate).
 
     Example:
-        >>> isinstance(LearningRateMonitor(), Callback)
-        True
+        >>> import tempfile, finetune_kit as fk
+        >>> data = fk.create_datasets("fake", num_classes=2, in_channels=1, image_size=16,
+        ...                           train_size=40, test_size=8)
+        >>> def net():
+        ...     return fk.create_model("lenet", num_classes=2, in_channels=1, input_size=16)
+        >>> trainer = fk.Trainer(net(), data, epochs=1, lr=0.01, strategy="discriminative_lr",
+        ...                      callbacks=[LearningRateMonitor()], verbosity=0,
+        ...                      output_dir=tempfile.mkdtemp())
+        >>> row = trainer.fit().rows[0]
+        >>> [key for key in row if key.startswith("lr")]  # one column per rate, lowest first
+        ['lr_conv1', 'lr_conv2', 'lr_fc1', 'lr_fc2', 'lr_head', 'lr']
+        >>> row["lr_conv1"], row["lr_head"]
+        (0.000625, 0.01)
     """
 
     def on_train_epoch_end(self, trainer: Trainer) -> None:
@@ -265,8 +312,17 @@ class Timer(Callback):
     the training images per second over the epoch's training batches, all processes together.
 
     Example:
-        >>> Timer().total
-        0.0
+        >>> import tempfile, finetune_kit as fk
+        >>> data = fk.create_datasets("fake", num_classes=2, in_channels=1, image_size=16,
+        ...                           train_size=40, test_size=8)
+        >>> def net():
+        ...     return fk.create_model("lenet", num_classes=2, in_channels=1, input_size=16)
+        >>> timer = Timer()
+        >>> trainer = fk.Trainer(net(), data, epochs=2, callbacks=[timer], verbosity=0,
+        ...                      output_dir=tempfile.mkdtemp())
+        >>> rows = trainer.fit().rows
+        >>> timer.total > 0, all(row["epoch_time"] > 0 for row in rows)
+        (True, True)
     """
 
     def __init__(self) -> None:

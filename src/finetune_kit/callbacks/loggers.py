@@ -43,8 +43,17 @@ class CSVLogger(Callback):
         filename: file name inside the run directory.
 
     Example:
-        >>> CSVLogger("epochs.csv").filename
-        'epochs.csv'
+        >>> import tempfile, finetune_kit as fk
+        >>> data = fk.create_datasets("fake", num_classes=2, in_channels=1, image_size=16,
+        ...                           train_size=40, test_size=8)
+        >>> def net():
+        ...     return fk.create_model("lenet", num_classes=2, in_channels=1, input_size=16)
+        >>> run = tempfile.mkdtemp()
+        >>> _ = fk.Trainer(net(), data, epochs=2, callbacks=[CSVLogger("epochs.csv")], verbosity=0,
+        ...                output_dir=run).fit()
+        >>> lines = open(f"{run}/epochs.csv").read().splitlines()
+        >>> len(lines), lines[0]
+        (3, 'epoch,step,train_loss,train_accuracy,images_per_s,lr,val_loss,val_accuracy,epoch_time')
     """
 
     main_process_only = True  # under DDP only rank 0 writes
@@ -73,8 +82,17 @@ class JSONLogger(Callback):
         filename: file name inside the run directory.
 
     Example:
-        >>> JSONLogger().filename
-        'metrics.json'
+        >>> import tempfile, finetune_kit as fk
+        >>> data = fk.create_datasets("fake", num_classes=2, in_channels=1, image_size=16,
+        ...                           train_size=40, test_size=8)
+        >>> def net():
+        ...     return fk.create_model("lenet", num_classes=2, in_channels=1, input_size=16)
+        >>> import json
+        >>> run = tempfile.mkdtemp()
+        >>> _ = fk.Trainer(net(), data, epochs=2, callbacks=[JSONLogger()], verbosity=0,
+        ...                output_dir=run).fit()
+        >>> [(row["epoch"], "val_accuracy" in row) for row in json.load(open(f"{run}/metrics.json"))]
+        [(1, True), (2, True)]
     """
 
     main_process_only = True  # under DDP only rank 0 writes
@@ -188,8 +206,20 @@ class TextLogger(Callback):
         ConfigError: an unknown ``console`` value.
 
     Example:
-        >>> TextLogger(console="summary").filename
-        'train.log'
+        >>> import tempfile, finetune_kit as fk
+        >>> data = fk.create_datasets("fake", num_classes=2, in_channels=1, image_size=16,
+        ...                           train_size=40, test_size=8)
+        >>> def net():
+        ...     return fk.create_model("lenet", num_classes=2, in_channels=1, input_size=16)
+        >>> run = tempfile.mkdtemp()
+        >>> _ = fk.Trainer(net(), data, epochs=1, callbacks=[TextLogger(console="none")],
+        ...                output_dir=run).fit()
+        >>> print(open(f"{run}/train.log").read())  # doctest: +ELLIPSIS
+        finetune_kit ..., fit started ...
+        run directory: ...
+        epoch 1/1  train loss ... acc ...  val loss ... acc ...
+        fit done: 1 epochs in ...s; best val_accuracy ... at epoch 1
+        <BLANKLINE>
     """
 
     main_process_only = True  # under DDP only rank 0 writes

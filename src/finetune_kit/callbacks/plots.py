@@ -80,8 +80,18 @@ class PlotCallback(Callback):
             ``worst`` / ``every_n_epochs`` / ``min_interval``.
 
     Example:
-        >>> PlotCallback(worst=8).worst
-        8
+        >>> import tempfile, finetune_kit as fk
+        >>> data = fk.create_datasets("fake", num_classes=2, in_channels=1, image_size=16,
+        ...                           train_size=40, test_size=8)
+        >>> def net():
+        ...     return fk.create_model("lenet", num_classes=2, in_channels=1, input_size=16)
+        >>> import pathlib
+        >>> run = tempfile.mkdtemp()
+        >>> trainer = fk.Trainer(net(), data, epochs=1, callbacks=[PlotCallback(worst=4)], verbosity=0,
+        ...                      output_dir=run)
+        >>> _ = trainer.fit(); _ = trainer.test(print_report=False)
+        >>> sorted(p.name for p in pathlib.Path(run, "plots").iterdir())
+        ['confusion.png', 'curves.png', 'per_class.png', 'worst.png']
     """
 
     main_process_only = True  # under DDP only rank 0 draws (the worst images: of its shard)

@@ -60,8 +60,15 @@ class ProgressBar(Callback):
         leave: keep each finished batch bar on screen.
 
     Example:
-        >>> ProgressBar(leave=True).leave
-        True
+        >>> import tempfile, finetune_kit as fk
+        >>> data = fk.create_datasets("fake", num_classes=2, in_channels=1, image_size=16,
+        ...                           train_size=40, test_size=8)
+        >>> net = fk.create_model("lenet", num_classes=2, in_channels=1, input_size=16)
+        >>> bars = ProgressBar(leave=True)  # keep each epoch's finished batch bar on screen
+        >>> history = fk.Trainer(net, data, epochs=2, callbacks=[bars], output_dir=tempfile.mkdtemp(),
+        ...                      verbosity=0).fit()  # given explicitly, the bars are drawn (stderr)
+        >>> bars.epoch_bar.n, bars.epoch_bar.total  # both epochs went by on the epoch bar
+        (2, 2)
     """
 
     main_process_only = True  # under DDP only rank 0 writes

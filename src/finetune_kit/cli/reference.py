@@ -7,6 +7,7 @@ command accepts.
 from __future__ import annotations
 
 import argparse
+import re
 
 from finetune_kit.cli.parser import build_parser
 
@@ -28,10 +29,24 @@ def _rows(parser: argparse.ArgumentParser, skip: tuple[str, ...] = ()) -> list[s
         if isinstance(action, argparse._HelpAction | argparse._SubParsersAction) or action.dest in skip:
             continue
         default = action.default
-        shown = "" if default in (None, argparse.SUPPRESS, False, []) else f" (default: `{default}`)"
         text = (action.help or "").replace("|", "\\|")
+        quiet = default in (None, argparse.SUPPRESS, False, []) or "default" in text  # said already
+        shown = "" if quiet else f" (default: `{default}`)"
         rows.append(f"| `{_flag(action)}` | {text}{shown} |")
     return rows
+
+
+def _wrap_usage(usage: str, width: int = 88) -> str:
+    """The usage line cut between whole options (``[--lr LR]`` stays together), so the page
+    needs no horizontal scrolling."""
+    lines, line = [], ""
+    for token in re.findall(r"\[[^\]]*\]|\S+", usage):
+        if line and len(line) + 1 + len(token) > width:
+            lines.append(line)
+            line = "    " + token
+        else:
+            line = f"{line} {token}" if line else token
+    return "\n".join([*lines, line])
 
 
 def cli_reference() -> str:
@@ -52,19 +67,19 @@ def cli_reference() -> str:
         "",
     ]
     for name, sub in subparsers.choices.items():
-        usage = " ".join(sub.format_usage().split())
+        usage = _wrap_usage(" ".join(sub.format_usage().split()).removeprefix("usage: "))
         lines += [
             f"### `finetune-kit {name}`",
             "",
             sub.description or "",
             "",
             "```text",
-            usage.removeprefix("usage: "),
+            usage,
             "```",
             "",
             "| argument | meaning |",
             "| --- | --- |",
-            *_rows(sub),
+            *_rows(sub, skip=("debug",)),  # --debug: a global flag, listed once above
             "",
         ]
     return "\n".join(lines)

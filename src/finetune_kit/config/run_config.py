@@ -54,8 +54,16 @@ class RunConfig:
         train: the ``[train]`` section.
 
     Example:
-        >>> RunConfig(train=TrainConfig(epochs=2)).to_dict()["train"]["epochs"]
-        2
+        >>> import tempfile
+        >>> from finetune_kit.config import load_config, save_config
+        >>> config = RunConfig.from_dict({"model": {"name": "resnet18", "small_input": True},
+        ...                               "optim": {"optimizer": "adamw", "lr": 1e-3}})
+        >>> config.optim.scheduler, config.train.epochs  # every other key has its default
+        ('constant', 5)
+        >>> path = tempfile.mkdtemp() + "/run.toml"
+        >>> save_config(config, path)  # what finetune-kit train --config reads
+        >>> load_config(path) == config
+        True
     """
 
     data: DataConfig = field(default_factory=DataConfig)

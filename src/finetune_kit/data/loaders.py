@@ -35,6 +35,7 @@ from finetune_kit.data.device_loader import DeviceLoader
 from finetune_kit.data.tensor_dataset import ImageTensorDataset
 from finetune_kit.data.torch_loader import TorchLoader
 from finetune_kit.errors import ConfigError
+from finetune_kit.runtime.device import resolve_device
 
 __all__ = ["Loaders", "default_memory_budget", "make_loaders"]
 
@@ -230,7 +231,8 @@ def make_loaders(
     Args:
         bundle: from :func:`~finetune_kit.data.create_datasets`.
         batch_size: training batch size (per process under DDP).
-        device: where batches are delivered.
+        device: where batches are delivered: a ``torch.device`` or a name (``"auto"``, ``"cpu"``,
+            ``"cuda"``, ``"cuda:N"``, ``"mps"``).
         loader: ``"auto"``, ``"device"`` or ``"dataloader"``.
         augment: apply the preset's training augmentation (False: training batches get the
             evaluation preprocessing, still shuffled).
@@ -252,6 +254,7 @@ def make_loaders(
     Raises:
         ConfigError: a bad argument, or ``loader="device"`` where it is impossible (the message
             says why).
+        DeviceError: ``device`` names a device this machine does not have.
 
     Example:
         >>> from finetune_kit.data import create_datasets
@@ -262,7 +265,8 @@ def make_loaders(
     """
     if eval_batch_size is not None and (not isinstance(eval_batch_size, int) or eval_batch_size < 1):
         raise ConfigError(f"eval_batch_size={eval_batch_size!r} must be a positive integer or None.")
-    device = torch.device(device)
+    # a name goes through resolve_device: "auto" works, and a missing GPU is a DeviceError
+    device = resolve_device(device) if isinstance(device, str) else torch.device(device)
     custom = train_transform is not None or eval_transform is not None
     kind, reason = _choose(bundle, loader, device, memory_budget_bytes, custom)
     log.info("data loader path: %s", reason)

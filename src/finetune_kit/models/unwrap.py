@@ -31,9 +31,14 @@ def unwrap_model(model: Any) -> nn.Module:
         The innermost ``nn.Module``.
 
     Example:
-        >>> net = nn.Linear(1, 1)
-        >>> unwrap_model(net) is net
+        >>> from finetune_kit.models import create_model
+        >>> from finetune_kit.optim import ModelEma
+        >>> net = create_model("lenet", num_classes=2, in_channels=1)
+        >>> unwrap_model(nn.DataParallel(net)) is net  # the module to save, export or inspect
         True
+        >>> ema = ModelEma(net, decay=0.99)
+        >>> unwrap_model(ema) is ema.module, unwrap_model(ema) is net  # the averaged copy
+        (True, False)
     """
     while True:
         if isinstance(model, _PARALLEL):

@@ -70,6 +70,9 @@ class Trainer(Evaluator):
             class is given.
         **options: any key of the loader/optim/finetune/train sections, e.g. ``epochs=5``,
             ``lr=0.05``, ``batch_size=256``, ``precision="bf16-mixed"``, ``output_dir="runs/x"``.
+            Every key, with its type, default and meaning, is in the config reference
+            (`Config keys <cli.html#config-keys>`_; ``finetune-kit train --help`` for the
+            flags); the `Trainer guide <guide/trainer.html>`_ explains them by topic.
 
     Raises:
         ConfigError: an unknown option (with a suggestion) or a bad value.

@@ -70,9 +70,18 @@ class TuneResult:
         interrupted: a signal stopped this worker; run again to continue the study.
 
     Example:
-        >>> result = TuneResult(study=None, study_dir=Path("runs/study"), storage="sqlite:///s.db")
-        >>> result.best_value, result.best_params
-        (None, {})
+        >>> import tempfile
+        >>> import finetune_kit as fk
+        >>> config = fk.RunConfig.from_dict({
+        ...     "data": {"dataset": "fake", "val_fraction": 0.25, "options": {"train_size": 32,
+        ...              "test_size": 8, "in_channels": 1, "image_size": 16}},
+        ...     "model": {"name": "lenet", "options": {"input_size": 16}},
+        ...     "train": {"epochs": 1, "device": "cpu", "output_dir": tempfile.mkdtemp() + "/study"}})
+        >>> result = fk.tune(config, {"optim.lr": [0.01, 0.1]}, n_trials=2, verbose=False)
+        >>> sorted(result.best_params), 0.0 <= result.best_value <= 1.0
+        (['optim.lr'], True)
+        >>> result.best_config.optim.lr == result.best_params["optim.lr"]
+        True
     """
 
     study: Any
