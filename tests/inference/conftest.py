@@ -5,24 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-import torch
 
 import finetune_kit as fk
 from finetune_kit.inference import export
-
-CLASSES = ["cat", "dog", "frog"]
-
-
-def brightness_data(seed=0):
-    """Class k is a 16x16 gray image of brightness 40 + 80k plus noise: learnt in a few steps."""
-    gen = torch.Generator().manual_seed(seed)
-
-    def make(n):
-        y = torch.arange(n) % 3
-        x = (40 + 80 * y).view(n, 1, 1, 1).float() + torch.randint(-20, 21, (n, 1, 16, 16), generator=gen)
-        return x.clamp(0, 255).to(torch.uint8), y
-
-    return fk.create_datasets("tensors", train=make(96), test=make(30), class_names=CLASSES, val_fraction=0.0)
+from tests.inference.brightness import brightness_data
 
 
 @pytest.fixture(scope="session")

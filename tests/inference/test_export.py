@@ -14,22 +14,7 @@ import finetune_kit as fk
 from finetune_kit.errors import CheckpointError, ConfigError, OutputDirError
 from finetune_kit.inference import LoadedModel, export, load_model
 from finetune_kit.inference.stored_model import INFO_FILE, WEIGHTS_FILE
-
-CLASSES = ["cat", "dog", "frog"]
-
-
-def brightness_data(n_train=96, n_test=30, seed=0):
-    """Class k is a 16x16 gray image of brightness 40 + 80k plus noise: learnt in a few steps."""
-    gen = torch.Generator().manual_seed(seed)
-
-    def make(n):
-        y = torch.arange(n) % 3
-        x = (40 + 80 * y).view(n, 1, 1, 1).float() + torch.randint(-20, 21, (n, 1, 16, 16), generator=gen)
-        return x.clamp(0, 255).to(torch.uint8), y
-
-    return fk.create_datasets(
-        "tensors", train=make(n_train), test=make(n_test), class_names=CLASSES, val_fraction=0.0
-    )
+from tests.inference.brightness import CLASSES, brightness_data
 
 
 def train_run(path, epochs=2, **options):

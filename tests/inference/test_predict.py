@@ -12,21 +12,9 @@ from finetune_kit.data import eval_transform_from_meta, load_images
 from finetune_kit.errors import CheckpointError, ConfigError, DataError, DeviceError, ShapeError
 from finetune_kit.inference import export, load_model
 from finetune_kit.inference.predict import Predictions, predict
+from tests.inference.brightness import CLASSES, brightness_data
 
-CLASSES = ["cat", "dog", "frog"]
 LEVELS = {"cat": 40, "dog": 120, "frog": 200}  # the brightness of each class
-
-
-def brightness_data(seed=0):
-    """Class k is a 16x16 gray image of brightness 40 + 80k plus noise: learnt in a few steps."""
-    gen = torch.Generator().manual_seed(seed)
-
-    def make(n):
-        y = torch.arange(n) % 3
-        x = (40 + 80 * y).view(n, 1, 1, 1).float() + torch.randint(-20, 21, (n, 1, 16, 16), generator=gen)
-        return x.clamp(0, 255).to(torch.uint8), y
-
-    return fk.create_datasets("tensors", train=make(96), test=make(30), class_names=CLASSES, val_fraction=0.0)
 
 
 @pytest.fixture(scope="module")
