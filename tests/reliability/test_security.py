@@ -21,24 +21,9 @@ from finetune_kit.cli.parser import build_parser
 from finetune_kit.errors import CheckpointError, DataError, OutputDirError
 from finetune_kit.storage.checkpoint import load_checkpoint
 from finetune_kit.storage.run_dir import RunDir
+from tests.reliability.hostile import CONFIG as FAKE
 
 SRC = Path(fk.__file__).parent
-
-FAKE = """
-[data]
-dataset = "fake"
-val_fraction = 0.25
-options = {train_size = 48, test_size = 12, num_classes = 3, in_channels = 1, image_size = 16}
-[loader]
-batch_size = 16
-[model]
-name = "lenet"
-options = {input_size = 16}
-[train]
-epochs = 1
-device = "cpu"
-progress = false
-"""
 
 
 class CreatesFile:
